@@ -1,0 +1,48 @@
+/**
+ * @module
+ * The exact AMQP message a Celery producer publishes. Every transport takes this one shape, so the
+ * direct AMQP path and the SQS relay publish identical bytes.
+ */
+
+/** A header value as it goes into the AMQP headers table. Integers become `I`/`L`, other numbers `d`. */
+export type HeaderValue = string | number | boolean | null | HeaderValue[] | { [key: string]: HeaderValue };
+
+export interface MessageProperties {
+  contentType: string;
+  contentEncoding: string;
+  /** 2 = persistent, as Celery always sends. */
+  deliveryMode: 1 | 2;
+  /** Absent unless asked for, as in Celery (default route: 0, see routing). */
+  priority?: number;
+  correlationId: string;
+  replyTo: string;
+  /** Milliseconds as a decimal string, from `expires`. */
+  expiration?: string;
+  /** Ordered: insertion order is wire order. */
+  headers: Record<string, HeaderValue>;
+}
+
+export interface TaskMessage {
+  exchange: string;
+  routingKey: string;
+  mandatory: boolean;
+  immediate: boolean;
+  properties: MessageProperties;
+  body: Uint8Array;
+  /** Not on the wire: what the transports and relay need to know about the task. */
+  meta: TaskMeta;
+}
+
+export interface TaskMeta {
+  id: string;
+  name: string;
+  /** ISO 8601 ETA when the task is delayed (also in the message itself), else null. */
+  eta: string | null;
+}
+
+/** What a transport reports once the broker (or the relay queue) has the message. */
+export interface PublishReceipt {
+  id: string;
+  /** Transport-specific reference: SQS MessageId, schedule name… */
+  ref?: string;
+}
