@@ -3,6 +3,7 @@
  * The exact AMQP message a Celery producer publishes. Every transport takes this one shape, so the
  * direct AMQP path and the SQS relay publish identical bytes.
  */
+import type { QueueDeclaration } from "../routing.js";
 
 /** A header value as it goes into the AMQP headers table. Integers become `I`/`L`, other numbers `d`. */
 export type HeaderValue = string | number | boolean | null | HeaderValue[] | { [key: string]: HeaderValue };
@@ -14,8 +15,9 @@ export interface MessageProperties {
   deliveryMode: 1 | 2;
   /** Absent unless asked for, as in Celery (default route: 0, see routing). */
   priority?: number;
-  correlationId: string;
-  replyTo: string;
+  /** The task id for tasks; absent on control messages, as kombu sends them. */
+  correlationId?: string;
+  replyTo?: string;
   /** Milliseconds as a decimal string, from `expires`. */
   expiration?: string;
   /** Ordered: insertion order is wire order. */
@@ -29,6 +31,8 @@ export interface TaskMessage {
   immediate: boolean;
   properties: MessageProperties;
   body: Uint8Array;
+  /** Queue (with its exchange and binding) to declare first, as kombu's `declare=[queue]` does. */
+  declare: QueueDeclaration | null;
   /** Not on the wire: what the transports and relay need to know about the task. */
   meta: TaskMeta;
 }

@@ -1,0 +1,425 @@
+/**
+ * @module
+ * Celery's `redis://` / `rediss://` result backend, client side (Node only, on node-redis).
+ *
+ * A worker stores a task's meta under `celery-task-meta-<id>` and, in the same MULTI, PUBLISHes it
+ * on the channel of that name (`RedisBackend._set`). Waiting therefore needs no polling: subscribe
+ * to the channels, then one MGET catches the results stored before the subscription took effect
+ * (Celery's `ResultConsumer` does the same on reconnect). Every wait of a backend shares one
+ * subscriber connection and one command connection, however many ids are awaited.
+ */
+import { RESP_TYPES, createClient } from "redis";
+import { ConfigurationError, ResultBackendError, TimeoutError, asCeleryError, type CeleryError } from "../errors.js";
+import { getSerializer } from "../serializers/index.js";
+import { READY_STATES, type ResultBackend, type ResultMeta, type WaitOptions } from "./backend.js";
+import { metaFromStored, pendingMeta } from "./exceptions.js";
+
+/** Celery's `KeyValueStoreBackend.task_keyprefix`. */
+export const TASK_KEY_PREFIX = "celery-task-meta-";
+
+export interface RedisBackendOptions {
+  /** `redis://[[user]:password@]host[:port][/db]` or `rediss://…` (TLS; `?ssl_cert_reqs=CERT_NONE` skips verification). */
+  url: string;
+  /** The worker's `result_serializer`; tried first when decoding, then the format the bytes show. @default "json" */
+  resultSerializer?: string;
+  /** Milliseconds to wait for a connection. @default 10 000 */
+  connectTimeout?: number;
+  /** `CLIENT SETNAME` of this backend's connections, so they can be told apart in `CLIENT LIST`. @default "celery-edge" */
+  clientName?: string;
+}
+
+interface RedisTarget {
+  host: string;
+  port: number;
+  database: number;
+  tls: boolean;
+  rejectUnauthorized: boolean;
+  username: string | undefined;
+  password: string | undefined;
+  /** `redis://host:port/db`, no credentials. */
+  where: string;
+}
+
+/** Parses Celery's redis URL forms; errors never carry the password. */
+export function parseRedisUrl(url: string): RedisTarget {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ConfigurationError(`backend: invalid redis URL (expected redis://host:6379/0)`);
+  }
+  const scheme = u.protocol.slice(0, -1);
+  if (scheme !== "redis" && scheme !== "rediss") {
+    throw new ConfigurationError(`backend: the redis backend takes redis:// or rediss:// URLs, got ${scheme}://`);
+  }
+  const host = u.hostname.replace(/^\[(.*)\]$/, "$1") || "localhost";
+  const port = u.port === "" ? 6379 : Number(u.port);
+  const dbText = u.pathname.replace(/^\/+/, "").replace(/\/+$/, "") || u.searchParams.get("db") || "0";
+  if (!/^\d+$/.test(dbText)) throw new ConfigurationError(`backend: redis database must be a number, got "${dbText}"`);
+  const certReqs = (u.searchParams.get("ssl_cert_reqs") ?? "").toUpperCase();
+  const database = Number(dbText);
+  return {
+    host,
+    port,
+    database,
+    tls: scheme === "rediss",
+    rejectUnauthorized: !(certReqs === "CERT_NONE" || certReqs === "NONE"),
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    where: `${scheme}://${u.host}/${database}`,
+  };
+}
+
+/** The format the bytes look like: every Celery meta is a map of at least five entries. */
+function sniffSerializer(bytes: Uint8Array): string {
+  const b0 = bytes[0] ?? 0;
+  if (b0 === 0x7b) return "json";
+  if (b0 === 0x80 && (bytes[1] ?? 0) >= 2 && (bytes[1] ?? 0) <= 5) return "pickle";
+  if ((b0 & 0xf0) === 0x80 || b0 === 0xde || b0 === 0xdf) return "msgpack";
+  return "yaml";
+}
+
+/** Decodes a stored meta with the configured serializer, falling back to the one the bytes show. */
+export function decodeStoredMeta(bytes: Uint8Array, taskId: string, resultSerializer: string): ResultMeta {
+  const tried = new Set<string>();
+  let firstError: unknown;
+  for (const name of [resultSerializer, sniffSerializer(bytes)]) {
+    if (tried.has(name)) continue;
+    tried.add(name);
+    try {
+      return metaFromStored(getSerializer(name).decode(bytes), taskId);
+    } catch (err) {
+      firstError ??= err;
+    }
+  }
+  throw new ResultBackendError(
+    `cannot decode the stored result of task ${taskId} as ${[...tried].join(" or ")} (set the app's resultSerializer to the worker's result_serializer)`,
+    { cause: firstError },
+  );
+}
+
+type Client = ReturnType<typeof createBinaryClient>;
+
+function createBinaryClient(target: RedisTarget, name: string, connectTimeout: number) {
+  return createClient({
+    socket: {
+      host: target.host,
+      port: target.port,
+      connectTimeout,
+      // A lost connection fails the calls and waits in flight (no silent hang); the next call reconnects.
+      reconnectStrategy: false,
+      ...(target.tls ? { tls: true as const, rejectUnauthorized: target.rejectUnauthorized } : {}),
+    },
+    database: target.database,
+    name,
+    ...(target.username !== undefined ? { username: target.username } : {}),
+    ...(target.password !== undefined ? { password: target.password } : {}),
+  }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+}
+
+/** One `waitFor` call. */
+interface Waiter {
+  pending: Set<string>;
+  metas: Map<string, ResultMeta>;
+  resolve(metas: Map<string, ResultMeta>): void;
+  reject(error: CeleryError): void;
+}
+
+interface Subscription {
+  client: Client;
+  /** UNSUBSCRIBEs in flight: a new SUBSCRIBE to the channel waits for them. */
+  leaving: Map<string, Promise<void>>;
+  lost: boolean;
+}
+
+export class RedisBackend implements ResultBackend {
+  readonly kind = "redis";
+  /** Connections this backend opened so far (tests and benchmarks read it). */
+  connectionsOpened = 0;
+  private readonly target: RedisTarget;
+  private readonly serializer: string;
+  private readonly connectTimeout: number;
+  private readonly clientName: string;
+  private command: Promise<Client> | undefined;
+  private subscription: Promise<Subscription> | undefined;
+  /** Waits per task id. */
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Per awaited id: resolves once SUBSCRIBE took effect for its channel. */
+  private readonly channelReady = new Map<string, Promise<void>>();
+  private closed = false;
+
+  constructor(options: RedisBackendOptions) {
+    this.target = parseRedisUrl(options.url);
+    this.serializer = options.resultSerializer ?? "json";
+    this.connectTimeout = options.connectTimeout ?? 10_000;
+    this.clientName = options.clientName ?? "celery-edge";
+    getSerializer(this.serializer); // unknown names fail at construction
+  }
+
+  /** `redis://host:port/db`, without credentials. */
+  get where(): string {
+    return this.target.where;
+  }
+
+  async getMeta(taskId: string): Promise<ResultMeta> {
+    const [bytes] = await this.run((c) => c.get(TASK_KEY_PREFIX + taskId).then((v) => [v]), `reading the result of task ${taskId}`);
+    return bytes ? decodeStoredMeta(bytes, taskId, this.serializer) : pendingMeta(taskId);
+  }
+
+  async forget(taskId: string): Promise<void> {
+    await this.run((c) => c.del(TASK_KEY_PREFIX + taskId), `forgetting task ${taskId}`);
+  }
+
+  waitFor(taskIds: readonly string[], options: WaitOptions = {}): Promise<Map<string, ResultMeta>> {
+    const ids = [...new Set(taskIds)];
+    if (ids.length === 0) return Promise.resolve(new Map());
+    if (this.closed) return Promise.reject(new ResultBackendError("the redis result backend is closed"));
+    return new Promise<Map<string, ResultMeta>>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        this.release(waiter, ids);
+      };
+      const waiter: Waiter = {
+        pending: new Set(ids),
+        metas: new Map(),
+        resolve: (m) => {
+          done();
+          resolve(m);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      };
+      if (options.timeout !== undefined) {
+        timer = setTimeout(() => {
+          const left = [...waiter.pending];
+          waiter.reject(
+            new TimeoutError(
+              `timed out after ${options.timeout} ms waiting for ${left.length === 1 ? `task ${left[0]}` : `${left.length} of ${ids.length} tasks (${left.slice(0, 3).join(", ")}${left.length > 3 ? ", …" : ""})`}`,
+            ),
+          );
+        }, options.timeout);
+      }
+      const fresh: string[] = [];
+      for (const id of ids) {
+        const set = this.waiters.get(id);
+        if (set) set.add(waiter);
+        else {
+          this.waiters.set(id, new Set([waiter]));
+          fresh.push(id);
+        }
+      }
+      if (fresh.length > 0) {
+        const subscribed = this.subscribe(fresh);
+        subscribed.catch(() => {}); // each waiter observes it through channelReady
+        for (const id of fresh) this.channelReady.set(id, subscribed);
+      }
+      this.start(waiter, ids).catch((err: unknown) =>
+        waiter.reject(asCeleryError(err, (m, cause) => new ResultBackendError(`waiting for results on ${this.where}: ${m}`, { cause }))),
+      );
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.failAll(new ResultBackendError("the redis result backend was closed while waiting"));
+    const [command, subscription] = [this.command, this.subscription];
+    this.command = undefined;
+    this.subscription = undefined;
+    await Promise.all([
+      command?.then((c) => shut(c)).catch(() => {}),
+      subscription?.then((s) => shut(s.client)).catch(() => {}),
+    ]);
+  }
+
+  /** Waits until every id's channel is subscribed, then MGETs what was stored before. */
+  private async start(waiter: Waiter, ids: string[]): Promise<void> {
+    await Promise.all(ids.map((id) => this.channelReady.get(id)));
+    if (!isLive(waiter)) return;
+    const keys = [...waiter.pending].map((id) => TASK_KEY_PREFIX + id);
+    const stored = await this.run((c) => c.mGet(keys), `reading ${keys.length} results`);
+    keys.forEach((key, i) => {
+      const bytes = stored[i];
+      if (bytes) this.deliver(key.slice(TASK_KEY_PREFIX.length), bytes);
+    });
+  }
+
+  /** One SUBSCRIBE for the channels of ids nobody waited on yet (after any UNSUBSCRIBE of them in flight). */
+  private async subscribe(ids: string[]): Promise<void> {
+    const sub = await this.subscriber();
+    const channels = ids.filter((id) => this.waiters.has(id)).map((id) => TASK_KEY_PREFIX + id);
+    if (channels.length === 0) return;
+    await Promise.all(channels.map((c) => sub.leaving.get(c)));
+    await sub.client.subscribe(channels, this.onMessage, true);
+  }
+
+  /** Pub/sub listener shared by every channel (buffer mode: metas may be msgpack or pickle). */
+  private readonly onMessage = (message: Buffer, channel: Buffer): void => {
+    const key = channel.toString("utf8");
+    if (key.startsWith(TASK_KEY_PREFIX)) this.deliver(key.slice(TASK_KEY_PREFIX.length), message);
+  };
+
+  private deliver(taskId: string, bytes: Uint8Array): void {
+    const waiting = this.waiters.get(taskId);
+    if (!waiting) return;
+    let meta: ResultMeta;
+    try {
+      meta = decodeStoredMeta(bytes, taskId, this.serializer);
+    } catch (err) {
+      for (const w of [...waiting]) w.reject(err as CeleryError);
+      return;
+    }
+    // STARTED/RETRY are published too; a wait ends only on a ready state, as in Celery.
+    if (!READY_STATES.has(meta.status)) return;
+    for (const w of [...waiting]) {
+      if (!w.pending.delete(taskId)) continue;
+      w.metas.set(taskId, meta);
+      if (w.pending.size === 0) w.resolve(w.metas);
+    }
+  }
+
+  /** Drops a finished wait; channels nobody waits on any more are unsubscribed. */
+  private release(waiter: Waiter, ids: string[]): void {
+    waiter.pending.clear();
+    const idle: string[] = [];
+    const before: Array<Promise<void> | undefined> = [];
+    for (const id of ids) {
+      const set = this.waiters.get(id);
+      if (!set?.delete(waiter) || set.size > 0) continue;
+      this.waiters.delete(id);
+      before.push(this.channelReady.get(id));
+      this.channelReady.delete(id);
+      idle.push(TASK_KEY_PREFIX + id);
+    }
+    const current = this.subscription;
+    if (idle.length === 0 || !current) return;
+    void current
+      .then((sub) => {
+        if (sub.lost) return;
+        const leaving = Promise.allSettled(before)
+          .then(() => (sub.lost ? undefined : sub.client.unsubscribe(idle, this.onMessage, true)))
+          .catch(() => {})
+          .finally(() => {
+            for (const c of idle) if (sub.leaving.get(c) === leaving) sub.leaving.delete(c);
+          });
+        for (const c of idle) sub.leaving.set(c, leaving);
+      })
+      .catch(() => {});
+  }
+
+  private failAll(error: CeleryError): void {
+    const all = new Set<Waiter>();
+    for (const set of this.waiters.values()) for (const w of set) all.add(w);
+    for (const w of all) w.reject(error);
+  }
+
+  /** The shared subscriber connection; losing it fails every wait in flight. */
+  private subscriber(): Promise<Subscription> {
+    if (this.subscription) return this.subscription;
+    const attempt = (async (): Promise<Subscription> => {
+      const client = await this.connect("subscriber");
+      const sub: Subscription = { client, leaving: new Map(), lost: false };
+      const lose = (err?: Error): void => {
+        if (sub.lost) return;
+        sub.lost = true;
+        if (this.subscription === attempt) this.subscription = undefined;
+        client.destroy();
+        this.failAll(
+          new ResultBackendError(`lost the connection to ${this.where} while waiting for results${err ? `: ${err.message}` : ""}`, {
+            cause: err,
+          }),
+        );
+      };
+      client.on("error", (err: Error) => lose(err));
+      client.on("end", () => lose());
+      return sub;
+    })();
+    this.subscription = attempt;
+    attempt.catch(() => {
+      if (this.subscription === attempt) this.subscription = undefined;
+    });
+    return attempt;
+  }
+
+  /** Runs a command on the shared command connection; one retry on a fresh connection if it broke. */
+  private async run<T>(op: (c: Client) => Promise<T>, what: string): Promise<T> {
+    if (this.closed) throw new ResultBackendError("the redis result backend is closed");
+    for (let attempt = 0; ; attempt++) {
+      let client: Client | undefined;
+      try {
+        client = await this.commandClient();
+        return await op(client);
+      } catch (err) {
+        const broken = client !== undefined && !client.isReady;
+        if (broken && this.command) {
+          const stale = this.command;
+          this.command = undefined;
+          void stale.then((c) => c.destroy()).catch(() => {});
+        }
+        if (broken && attempt === 0 && !this.closed) continue;
+        throw asCeleryError(err, (m, cause) => new ResultBackendError(`${what} on ${this.where}: ${m}`, { cause }));
+      }
+    }
+  }
+
+  private commandClient(): Promise<Client> {
+    if (this.command) return this.command;
+    const attempt = this.connect("command");
+    this.command = attempt;
+    attempt
+      .then((c) => {
+        const drop = (): void => {
+          if (this.command === attempt) this.command = undefined;
+        };
+        c.on("error", drop);
+        c.on("end", drop);
+      })
+      .catch(() => {
+        if (this.command === attempt) this.command = undefined;
+      });
+    return attempt;
+  }
+
+  private async connect(role: string): Promise<Client> {
+    const client = createBinaryClient(this.target, `${this.clientName}:${role}`, this.connectTimeout);
+    let firstError: Error | undefined;
+    const early = (err: Error): void => {
+      firstError ??= err;
+    };
+    client.on("error", early);
+    try {
+      await client.connect();
+    } catch (err) {
+      client.destroy();
+      const reason = err instanceof Error ? err : firstError;
+      throw new ResultBackendError(`cannot connect to ${this.where}: ${reason?.message ?? String(err)}`, { cause: reason ?? err });
+    } finally {
+      client.off("error", early);
+    }
+    this.connectionsOpened++;
+    if (this.closed) {
+      client.destroy();
+      throw new ResultBackendError("the redis result backend is closed");
+    }
+    client.on("error", () => {}); // handled by the role's listeners; never an unhandled 'error' event
+    return client;
+  }
+}
+
+const isLive = (w: Waiter): boolean => w.pending.size > 0;
+
+async function shut(client: Client): Promise<void> {
+  try {
+    await client.close();
+  } catch {
+    client.destroy();
+  }
+}
+
+/** Celery's `redis://` backend from a URL. */
+export function redisBackend(url: string, options: Omit<RedisBackendOptions, "url"> = {}): RedisBackend {
+  return new RedisBackend({ ...options, url });
+}

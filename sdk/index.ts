@@ -1,0 +1,35 @@
+/**
+ * @module
+ * celery-edge, universal entry: the Celery producer API with no Node built-ins. Runs on Node,
+ * Lambda, Cloudflare Workers (workerd) and Vercel Edge. Under Node, the package's "node" export
+ * condition loads `node.ts`, which adds amqp:// brokers and redis:// / rpc:// result backends.
+ */
+export { Celery, Task } from "./app.js";
+export type { CeleryOptions, BatchCall } from "./app.js";
+export { AsyncResult } from "./result.js";
+export type { GetOptions } from "./result.js";
+export type { ApplyOptions, SendOptions, Signature, SerializerName, CompressionName, ProtocolVersion } from "./options.js";
+export type { Routes, Route, RouterFn, QueueSpec, ExchangeType, RoutingDefaults } from "./routing.js";
+export type { Transport, PublishOutcome, PublishOptions } from "./transport.js";
+export type { TaskMessage, MessageProperties, HeaderValue, PublishReceipt } from "./protocol/message.js";
+export type { ResultBackend, ResultMeta, TaskState } from "./backends/backend.js";
+export type { Serializer } from "./serializers/serializer.js";
+export { registerSerializer, getSerializer } from "./serializers/index.js";
+export { PyTuple } from "./serializers/python-values.js";
+export { registerTransportFactory, registerBackendFactory } from "./registry.js";
+export {
+  CeleryError,
+  ConfigurationError,
+  SerializationError,
+  ConnectionError,
+  PublishError,
+  TimeoutError,
+  UnsupportedRuntimeError,
+  SchedulingError,
+  PayloadTooLargeError,
+  EnvelopeError,
+  ResultBackendError,
+  TaskFailedError,
+  BatchPublishError,
+} from "./errors.js";
+export type { ErrorCode } from "./errors.js";

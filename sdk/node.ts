@@ -1,0 +1,38 @@
+/**
+ * @module
+ * celery-edge for Node.js and Lambda: the universal API plus `amqp://` brokers (amqplib) and the
+ * Node result backends. Selected by the package's "node" export condition.
+ */
+import { registerTransportFactory } from "./registry.js";
+import { amqpTransport } from "./transports/amqp.js";
+import { registerNodeBackends } from "./backends/node.js";
+
+registerTransportFactory(["amqp", "amqps", "pyamqp"], (url) => amqpTransport(url));
+registerNodeBackends();
+
+export {
+  Celery,
+  Task,
+  AsyncResult,
+  registerSerializer,
+  getSerializer,
+  PyTuple,
+  registerTransportFactory,
+  registerBackendFactory,
+  CeleryError,
+  ConfigurationError,
+  SerializationError,
+  ConnectionError,
+  PublishError,
+  TimeoutError,
+  UnsupportedRuntimeError,
+  SchedulingError,
+  PayloadTooLargeError,
+  EnvelopeError,
+  ResultBackendError,
+  TaskFailedError,
+  BatchPublishError,
+} from "./index.js";
+export type * from "./index.js";
+export { AmqpTransport, amqpTransport } from "./transports/amqp.js";
+export type { AmqpTransportOptions } from "./transports/amqp.js";

@@ -1,0 +1,61 @@
+/**
+ * @module
+ * Turns task fields plus send settings into the exact `TaskMessage` Celery would publish: the one
+ * code path behind every transport, so the relay can republish what the direct path sends.
+ */
+import { COMPRESSION_CONTENT_TYPE, compress } from "../compression.js";
+import type { CompressionName, ProtocolVersion } from "../options.js";
+import type { QueueDeclaration } from "../routing.js";
+import { getSerializer } from "../serializers/index.js";
+import type { TaskFields } from "./fields.js";
+import type { HeaderValue, MessageProperties, TaskMessage } from "./message.js";
+import { bodyV1 } from "./v1.js";
+import { bodyV2, headersV2 } from "./v2.js";
+
+export interface SendSettings {
+  protocol: ProtocolVersion;
+  serializer: string;
+  compression: CompressionName | undefined;
+  exchange: string;
+  routingKey: string;
+  priority: number | undefined;
+  /** Milliseconds until `expires`, clamped at 0 like Celery; undefined when no `expires`. */
+  expirationMs: number | undefined;
+  replyTo: string;
+  headers: Record<string, HeaderValue> | undefined;
+  mandatory: boolean;
+  immediate: boolean;
+  declare: QueueDeclaration | null;
+}
+
+export async function encodeTaskMessage(fields: TaskFields, s: SendSettings): Promise<TaskMessage> {
+  const serializer = getSerializer(s.serializer);
+  const headers: Record<string, HeaderValue> = s.protocol === 2 ? headersV2(fields) : {};
+  if (s.headers) Object.assign(headers, s.headers);
+  let body = serializer.encode(s.protocol === 2 ? bodyV2(fields) : bodyV1(fields));
+  if (s.compression) {
+    body = await compress(body);
+    headers.compression = COMPRESSION_CONTENT_TYPE[s.compression];
+  }
+  const properties: MessageProperties = {
+    contentType: serializer.contentType,
+    contentEncoding: serializer.contentEncoding,
+    deliveryMode: 2,
+    correlationId: fields.id,
+    replyTo: s.replyTo,
+    headers,
+  };
+  if (s.priority !== undefined) properties.priority = s.priority;
+  // kombu: str(int(seconds * 1000)).
+  if (s.expirationMs !== undefined) properties.expiration = String(Math.trunc(Math.max(0, s.expirationMs)));
+  return {
+    exchange: s.exchange,
+    routingKey: s.routingKey,
+    mandatory: s.mandatory,
+    immediate: s.immediate,
+    properties,
+    body,
+    declare: s.declare,
+    meta: { id: fields.id, name: fields.name, eta: fields.eta },
+  };
+}

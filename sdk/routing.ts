@@ -1,0 +1,195 @@
+/**
+ * @module
+ * Where a task goes, resolved in the producer exactly as Celery 5 does it (celery/app/routes.py and
+ * the sender in celery/app/amqp.py): task routes fill in what the call and task left unset, the
+ * default queue fills in the rest, and a direct queue is published through the default exchange
+ * `""` with the queue name as routing key.
+ */
+import { ConfigurationError } from "./errors.js";
+import type { HeaderValue } from "./protocol/message.js";
+
+export type ExchangeType = "direct" | "topic" | "fanout" | "headers";
+
+/** A queue as `task_queues` declares it. */
+export interface QueueSpec {
+  /** Exchange the queue is bound to. @default the queue name */
+  exchange?: string;
+  /** @default "direct" */
+  exchangeType?: ExchangeType;
+  /** Binding key. @default the queue name */
+  routingKey?: string;
+  /** Queue arguments such as `{ "x-max-priority": 10 }`. Must match what the worker declares. @default none */
+  queueArguments?: Record<string, HeaderValue>;
+}
+
+export interface Route {
+  queue?: string;
+  exchange?: string;
+  routingKey?: string;
+  priority?: number;
+}
+
+/** A router function, like Celery's: return a route, a queue name, or null to pass. */
+export type RouterFn = (name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>) => Route | string | null | undefined;
+
+/**
+ * `task_routes`: an object whose keys are task names or glob patterns (`"video.*"`), a list of
+ * `[pattern | RegExp, route]` pairs, router functions, or a list mixing them. First match wins.
+ */
+export type Routes = Record<string, Route | string> | ReadonlyArray<RouterFn | Record<string, Route | string> | readonly [string | RegExp, Route | string]>;
+
+export interface RoutingDefaults {
+  /** `task_default_queue`. @default "celery" */
+  defaultQueue?: string;
+  /** `task_default_exchange`. @default the default queue's name */
+  defaultExchange?: string;
+  /** `task_default_exchange_type`. @default "direct" */
+  defaultExchangeType?: ExchangeType;
+  /** `task_default_routing_key`. @default the default queue's name */
+  defaultRoutingKey?: string;
+  /** `task_queues`, by name. */
+  queues?: Record<string, QueueSpec>;
+  /** `task_create_missing_queues`: an unknown queue name becomes a direct queue of that name. @default true */
+  createMissingQueues?: boolean;
+}
+
+/** What the broker must have before the message is published (kombu's `declare=[queue]`). */
+export interface QueueDeclaration {
+  /** Queue to declare and bind; absent when only the exchange is declared (control messages). */
+  queue?: string;
+  exchange: string;
+  exchangeType: ExchangeType;
+  routingKey: string;
+  /** @default true */
+  durable?: boolean;
+  arguments?: Record<string, HeaderValue>;
+}
+
+export interface Destination {
+  exchange: string;
+  routingKey: string;
+  /** Set when routing left priority to kombu's default (0) rather than absent. */
+  defaultPriority: 0 | undefined;
+  declare: QueueDeclaration | null;
+}
+
+/** fnmatch-style glob, as Celery's MapRoute uses for string keys. */
+function globToRegExp(glob: string): RegExp {
+  let re = "";
+  for (const ch of glob) {
+    if (ch === "*") re += ".*";
+    else if (ch === "?") re += ".";
+    else re += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`, "s");
+}
+
+const normalise = (r: Route | string): Route => (typeof r === "string" ? { queue: r } : r);
+
+export class Router {
+  private readonly rules: Array<(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>) => Route | null>;
+  private readonly defaults: Required<Omit<RoutingDefaults, "queues">> & { queues: Record<string, QueueSpec> };
+
+  constructor(routes: Routes | undefined, defaults: RoutingDefaults = {}) {
+    const defaultQueue = defaults.defaultQueue ?? "celery";
+    this.defaults = {
+      defaultQueue,
+      defaultExchange: defaults.defaultExchange ?? defaultQueue,
+      defaultExchangeType: defaults.defaultExchangeType ?? "direct",
+      defaultRoutingKey: defaults.defaultRoutingKey ?? defaultQueue,
+      queues: defaults.queues ?? {},
+      createMissingQueues: defaults.createMissingQueues ?? true,
+    };
+    this.rules = [];
+    const entries = routes === undefined ? [] : Array.isArray(routes) ? routes : [routes];
+    for (const entry of entries) {
+      if (typeof entry === "function") {
+        const fn = entry as RouterFn;
+        this.rules.push((n, a, k) => {
+          const r = fn(n, a, k);
+          return r ? normalise(r) : null;
+        });
+      } else if (Array.isArray(entry)) {
+        const [pattern, route] = entry as unknown as readonly [string | RegExp, Route | string];
+        const re = typeof pattern === "string" ? globToRegExp(pattern) : pattern;
+        this.rules.push((n) => (re.test(n) ? normalise(route) : null));
+      } else {
+        // Celery's MapRoute: exact names first, then patterns in order.
+        const map = entry as Record<string, Route | string>;
+        const patterns = Object.entries(map).map(([k, v]) => [globToRegExp(k), normalise(v)] as const);
+        this.rules.push((n) => {
+          const exact = map[n];
+          if (exact !== undefined) return normalise(exact);
+          for (const [re, r] of patterns) if (re.test(n)) return r;
+          return null;
+        });
+      }
+    }
+  }
+
+  private lookup(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>): Route | null {
+    for (const rule of this.rules) {
+      const r = rule(name, args, kwargs);
+      if (r) return r;
+    }
+    return null;
+  }
+
+  private queueSpec(name: string): Required<Omit<QueueSpec, "queueArguments">> & Pick<QueueSpec, "queueArguments"> {
+    const spec = this.defaults.queues[name];
+    if (spec === undefined && name === this.defaults.defaultQueue) {
+      return { exchange: this.defaults.defaultExchange, exchangeType: this.defaults.defaultExchangeType, routingKey: this.defaults.defaultRoutingKey };
+    }
+    if (spec === undefined && !this.defaults.createMissingQueues) {
+      throw new ConfigurationError(`queue ${JSON.stringify(name)} is not in the app's queues and createMissingQueues is false`, {
+        code: "ERR_INVALID_OPTION",
+      });
+    }
+    return {
+      exchange: spec?.exchange ?? name,
+      exchangeType: spec?.exchangeType ?? "direct",
+      routingKey: spec?.routingKey ?? name,
+      queueArguments: spec?.queueArguments,
+    };
+  }
+
+  /**
+   * `given` holds what the call and task set (unset = undefined). Returns the publish target and
+   * the priority default Celery ends up with.
+   */
+  resolve(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, given: Route): Destination & { priority?: number } {
+    const route = this.lookup(name, args, kwargs);
+    // lpmerge: the call's set values win; the route fills the gaps.
+    const merged: Route = { ...(route ?? {}) };
+    for (const k of ["queue", "exchange", "routingKey", "priority"] as const) {
+      if (given[k] !== undefined) (merged as Record<string, unknown>)[k] = given[k];
+    }
+    // Celery keeps a `priority=None` only on the path where neither a route nor the default queue
+    // was merged in; on every other path lpmerge drops it and kombu's default 0 goes on the wire.
+    const keepsUnsetPriority = given.queue !== undefined && route === null;
+    const qname = merged.queue ?? this.defaults.defaultQueue;
+    const queue = this.queueSpec(qname);
+    let exchange = merged.exchange;
+    let routingKey = merged.routingKey;
+    if ((!exchange || !routingKey) && queue.exchangeType === "direct") {
+      exchange = "";
+      routingKey = qname;
+    } else if (exchange === undefined) {
+      exchange = queue.exchange || this.defaults.defaultExchange;
+      routingKey = routingKey || queue.routingKey || this.defaults.defaultRoutingKey;
+    }
+    return {
+      exchange,
+      routingKey: routingKey ?? "",
+      priority: merged.priority,
+      defaultPriority: keepsUnsetPriority ? undefined : 0,
+      declare: {
+        queue: qname,
+        exchange: queue.exchange,
+        exchangeType: queue.exchangeType,
+        routingKey: queue.routingKey,
+        ...(queue.queueArguments ? { arguments: queue.queueArguments } : {}),
+      },
+    };
+  }
+}

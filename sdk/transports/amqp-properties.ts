@@ -1,0 +1,47 @@
+/**
+ * @module
+ * Maps our message properties onto amqplib's publish options with py-amqp's field types: integers
+ * are `I` (signed 32-bit) as py-amqp writes them, not the `b`/`s` amqplib would guess; beyond
+ * 32 bits they are 64-bit (amqplib tags them `l`, py-amqp `L`: both decode to the same int).
+ */
+import type { Options } from "amqplib";
+import type { HeaderValue, TaskMessage } from "../protocol/message.js";
+
+type Typed = { "!": string; value: unknown };
+type AmqpFieldValue = string | boolean | null | Typed | AmqpFieldValue[] | { [key: string]: AmqpFieldValue };
+
+const INT32_MIN = -0x80000000;
+const INT32_MAX = 0x7fffffff;
+
+export function toFieldValue(v: HeaderValue): AmqpFieldValue {
+  if (typeof v === "number") {
+    if (!Number.isInteger(v)) return { "!": "double", value: v };
+    return { "!": v >= INT32_MIN && v <= INT32_MAX ? "int" : "long", value: v };
+  }
+  if (Array.isArray(v)) return v.map(toFieldValue);
+  if (v !== null && typeof v === "object") {
+    const table: Record<string, AmqpFieldValue> = {};
+    for (const [k, x] of Object.entries(v)) table[k] = toFieldValue(x);
+    return table;
+  }
+  return v;
+}
+
+export function toPublishOptions(m: TaskMessage): Options.Publish {
+  const p = m.properties;
+  const headers: Record<string, AmqpFieldValue> = {};
+  for (const [k, v] of Object.entries(p.headers)) headers[k] = toFieldValue(v);
+  const options: Options.Publish = {
+    contentType: p.contentType,
+    contentEncoding: p.contentEncoding,
+    headers,
+    deliveryMode: p.deliveryMode,
+    correlationId: p.correlationId,
+    replyTo: p.replyTo,
+    // `immediate` is handled by the transport: RabbitMQ closes the connection on the real flag.
+    mandatory: m.mandatory || m.immediate,
+  };
+  if (p.priority !== undefined) options.priority = p.priority;
+  if (p.expiration !== undefined) options.expiration = p.expiration;
+  return options;
+}
