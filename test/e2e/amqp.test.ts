@@ -1,0 +1,234 @@
+/**
+ * The producer SDK on the direct AMQP path, proven by a real Celery 5 worker's own execution records.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Celery, PublishError, type CeleryError } from "../../sdk/node.js";
+import { AmqpTransport } from "../../sdk/transports/amqp.js";
+import { startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.js";
+import { ExecutionLog } from "../helpers/executions.js";
+import { purgeQueues, queueDepth, withChannel } from "../helpers/rabbit.js";
+import { startTcpProxy } from "../helpers/tcp-proxy.js";
+
+const BROKER = "amqp://guest:guest@127.0.0.1:5672//";
+const QUEUES = ["ce.default", "ce.video", "ce.image", "ce.priority"];
+const log = new ExecutionLog();
+let worker: CeleryWorker;
+let app: Celery;
+
+/** The test app's topology, as a Celery producer configures it (`task_queues`). */
+const appOptions = {
+  defaultQueue: "ce.default",
+  queues: {
+    "ce.video": { exchange: "celery_edge.topic", exchangeType: "topic" as const, routingKey: "video.#" },
+    "ce.image": { exchange: "celery_edge.topic", exchangeType: "topic" as const, routingKey: "image.#" },
+    "ce.priority": { exchange: "", routingKey: "ce.priority", queueArguments: { "x-max-priority": 10 } },
+  },
+};
+
+beforeAll(async () => {
+  await purgeQueues(QUEUES);
+  worker = await startCeleryWorker({ queues: ["ce.default", "ce.video", "ce.image"] });
+  app = new Celery({ broker: BROKER, ...appOptions });
+});
+
+afterAll(async () => {
+  await app?.close();
+  await worker?.stop();
+});
+
+beforeEach(async () => {
+  await log.clear();
+});
+
+const SAMPLE_ARGS = [1, "two", { three: 3 }, [4.5, null, true, false], "h\u00e9llo \u2603 \u{1F600}"];
+const SAMPLE_KWARGS = { k: "v", n: [1, 2], big: 2 ** 40, neg: -5, f: 0.25, none: null, nested: { a: [{ b: "c" }] } };
+
+describe("arguments reach the worker intact", () => {
+  for (const protocol of [2, 1] as const) {
+    for (const serializer of ["json", "yaml", "msgpack", "pickle"]) {
+      it(`round-trips args and kwargs with ${serializer} over protocol ${protocol}`, async () => {
+        const r = await app.sendTask("tasks.echo", { args: SAMPLE_ARGS, kwargs: SAMPLE_KWARGS, serializer, protocol });
+        const rec = await log.waitForTask(r.id);
+        expect(rec.args).toEqual(SAMPLE_ARGS);
+        expect(rec.kwargs).toEqual(SAMPLE_KWARGS);
+        expect(rec.protocol).toBe(protocol);
+        expect(rec.content_type).toBe(
+          { json: "application/json", yaml: "application/x-yaml", msgpack: "application/x-msgpack", pickle: "application/x-python-serialize" }[serializer],
+        );
+      });
+    }
+  }
+
+  it("runs a typed task sent with delay()", async () => {
+    const add = app.task<[number, number], number>("tasks.add");
+    const r = await add.delay(2, 2);
+    const rec = await log.waitForTask(r.id);
+    expect([rec.name, rec.args, rec.kwargs]).toEqual(["tasks.add", [2, 2], {}]);
+  });
+
+  it("decompresses a zlib-compressed body", async () => {
+    const r = await app.sendTask("tasks.echo", { args: ["x".repeat(10_000)], compression: "zlib" });
+    expect((await log.waitForTask(r.id)).args).toEqual(["x".repeat(10_000)]);
+  });
+
+  it("keeps a custom task id", async () => {
+    const r = await app.sendTask("tasks.echo", { args: [], taskId: "my-own-id-123" });
+    expect(r.id).toBe("my-own-id-123");
+    expect((await log.waitForTask("my-own-id-123")).id).toBe("my-own-id-123");
+  });
+});
+
+describe("routing", () => {
+  it("routes by routing key on a topic exchange to the bound queue", async () => {
+    const v = await app.sendTask("tasks.echo", { args: ["v"], exchange: "celery_edge.topic", routingKey: "video.compress", priority: 7 });
+    const i = await app.sendTask("tasks.echo", { args: ["i"], exchange: "celery_edge.topic", routingKey: "image.resize.large" });
+    const [rv, ri] = [await log.waitForTask(v.id), await log.waitForTask(i.id)];
+    expect([rv.exchange, rv.routing_key, rv.priority]).toEqual(["celery_edge.topic", "video.compress", 7]);
+    expect([ri.exchange, ri.routing_key]).toEqual(["celery_edge.topic", "image.resize.large"]);
+  });
+
+  it("sends a plain queue through the default exchange with the queue name as key", async () => {
+    const r = await app.sendTask("tasks.echo", { args: [], queue: "ce.default" });
+    const rec = await log.waitForTask(r.id);
+    expect([rec.exchange, rec.routing_key]).toEqual(["", "ce.default"]);
+  });
+
+  it("applies app routes by glob pattern, with call options winning", async () => {
+    const routed = new Celery({ broker: BROKER, ...appOptions, routes: { "tasks.ec*": { exchange: "celery_edge.topic", routingKey: "video.routed" } } });
+    try {
+      const a = await routed.sendTask("tasks.echo", { args: ["routed"] });
+      const b = await routed.sendTask("tasks.echo", { args: ["override"], routingKey: "image.override" });
+      const [ra, rb] = [await log.waitForTask(a.id), await log.waitForTask(b.id)];
+      // A matched route drops Celery's unset priority, so kombu's default 0 goes on the wire.
+      expect([ra.exchange, ra.routing_key, ra.priority]).toEqual(["celery_edge.topic", "video.routed", 0]);
+      expect([rb.exchange, rb.routing_key]).toEqual(["celery_edge.topic", "image.override"]);
+    } finally {
+      await routed.close();
+    }
+  });
+});
+
+describe("priority", () => {
+  it("runs a higher-priority task queued behind lower ones first", async () => {
+    await purgeQueues(["ce.priority"]);
+    const low = await app.sendMany(Array.from({ length: 5 }, (_, n) => ({ task: "tasks.echo", args: [`low${n}`], queue: "ce.priority", priority: 1 })));
+    const high = await app.sendTask("tasks.echo", { args: ["high"], queue: "ce.priority", priority: 9 });
+    expect(await queueDepth("ce.priority")).toBe(6);
+    const pw = await startCeleryWorker({ queues: ["ce.priority"], concurrency: 1, pool: "solo" });
+    try {
+      const recs = await log.waitFor({ where: (r) => r.routing_key === "ce.priority", count: 6 }, 30_000);
+      recs.sort((a, b) => a.started_at - b.started_at);
+      expect(recs[0]!.id).toBe(high.id);
+      expect(recs[0]!.priority).toBe(9);
+      expect(new Set(recs.slice(1).map((r) => r.id))).toEqual(new Set(low.map((r) => r.id)));
+    } finally {
+      await pw.stop();
+    }
+  });
+});
+
+describe("timing", () => {
+  it("runs a countdown task no earlier than asked", async () => {
+    const sent = Date.now();
+    const r = await app.sendTask("tasks.echo", { args: [], countdown: 3 });
+    const rec = await log.waitForTask(r.id, 20_000);
+    expect(rec.started_at * 1000).toBeGreaterThanOrEqual(sent + 3_000);
+    expect(rec.eta).not.toBeNull();
+  });
+
+  it("runs an eta task no earlier than its eta", async () => {
+    const eta = new Date(Date.now() + 2_500);
+    const r = await app.sendTask("tasks.echo", { args: [], eta });
+    const rec = await log.waitForTask(r.id, 20_000);
+    expect(rec.started_at * 1000).toBeGreaterThanOrEqual(eta.getTime());
+  });
+
+  it("does not execute a task that already expired", async () => {
+    const expired = await app.sendTask("tasks.echo", { args: ["expired"], expires: new Date(Date.now() - 60_000) });
+    const marker = await app.sendTask("tasks.echo", { args: ["marker"] });
+    await log.waitForTask(marker.id);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await log.read()).map((r) => r.id)).not.toContain(expired.id);
+  });
+
+  it("does not execute a task whose expiry passes while it waits for its eta", async () => {
+    const r = await app.sendTask("tasks.echo", { args: ["late"], countdown: 2, expires: 1 });
+    const marker = await app.sendTask("tasks.echo", { args: ["marker"], countdown: 3 });
+    await log.waitForTask(marker.id, 20_000);
+    expect((await log.read()).map((x) => x.id)).not.toContain(r.id);
+  });
+});
+
+describe("AMQP semantics", () => {
+  it("reuses one connection across many calls", async () => {
+    const local = new AmqpTransport({ url: BROKER });
+    const a = new Celery({ broker: local, ...appOptions });
+    try {
+      for (let i = 0; i < 20; i++) await a.sendTask("tasks.echo", { args: [i] });
+      expect(local.connectionsOpened).toBe(1);
+      await log.waitFor(20);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it("sends a batch with sendMany and every task runs", async () => {
+    const results = await app.sendMany(Array.from({ length: 100 }, (_, i) => ({ task: "tasks.add", args: [i, 1] })));
+    const recs = await log.waitFor(100, 30_000);
+    expect(new Set(recs.map((r) => r.id))).toEqual(new Set(results.map((r) => r.id)));
+  });
+
+  it("rejects an unroutable mandatory task with ERR_UNROUTABLE", async () => {
+    const err = await app.sendTask("tasks.echo", { args: [], exchange: "celery_edge.topic", routingKey: "nobody.listens", mandatory: true }).catch((e: CeleryError) => e);
+    expect(err).toBeInstanceOf(PublishError);
+    expect((err as CeleryError).code).toBe("ERR_UNROUTABLE");
+  });
+
+  it("rejects a missing exchange clearly and the next publish still works", async () => {
+    const err = await app.sendTask("tasks.echo", { args: [], exchange: "no.such.exchange", routingKey: "x" }).catch((e: CeleryError) => e);
+    expect((err as CeleryError).code).toBe("ERR_EXCHANGE_NOT_FOUND");
+    expect((err as Error).message).toContain("no.such.exchange");
+    const ok = await app.sendTask("tasks.echo", { args: ["after"] });
+    expect((await log.waitForTask(ok.id)).args).toEqual(["after"]);
+  });
+
+  it("refuses `immediate` when no consumer is attached, instead of killing the connection", async () => {
+    await withChannel(async (ch) => {
+      await ch.assertQueue("ce.nobody", { durable: true });
+    });
+    const err = await app.sendTask("tasks.echo", { args: [], queue: "ce.nobody", immediate: true }).catch((e: CeleryError) => e);
+    expect((err as CeleryError).code).toBe("ERR_NO_CONSUMERS");
+    const ok = await app.sendTask("tasks.echo", { args: ["imm"], queue: "ce.default", immediate: true });
+    expect((await log.waitForTask(ok.id)).args).toEqual(["imm"]);
+  });
+
+  it("finds a silently dead connection before publishing and sends exactly once on a new one", async () => {
+    const proxy = await startTcpProxy({ host: "127.0.0.1", port: 5672 });
+    const transport = new AmqpTransport({ url: `amqp://guest:guest@127.0.0.1:${proxy.port}//`, idleProbeAfterMs: 200, probeTimeoutMs: 500 });
+    const a = new Celery({ broker: transport, ...appOptions });
+    try {
+      const first = await a.sendTask("tasks.echo", { args: ["before-freeze"] });
+      proxy.freezeExisting(); // what a frozen-then-thawed Lambda finds
+      await new Promise((r) => setTimeout(r, 400));
+      const second = await a.sendTask("tasks.echo", { args: ["after-freeze"] });
+      await log.waitFor(2);
+      await new Promise((r) => setTimeout(r, 500));
+      const ids = (await log.read()).map((r) => r.id);
+      expect(ids.filter((x) => x === first.id)).toHaveLength(1);
+      expect(ids.filter((x) => x === second.id)).toHaveLength(1);
+      expect(transport.connectionsOpened).toBe(2);
+    } finally {
+      await a.close();
+      await proxy.close();
+    }
+  });
+
+  it("fails with a clear connection error that hides the password", async () => {
+    const a = new Celery({ broker: "amqp://guest:s3cret-pw@127.0.0.1:1//", connectTimeout: 2_000 });
+    const err = await a.sendTask("tasks.echo", { args: [] }).catch((e: CeleryError) => e);
+    await a.close();
+    expect((err as CeleryError).code).toBe("ERR_CONNECTION");
+    expect((err as Error).message).not.toContain("s3cret-pw");
+    expect((err as Error).message).toContain("127.0.0.1:1");
+  });
+});

@@ -1,0 +1,65 @@
+/**
+ * A TCP proxy on 127.0.0.1 in front of the real RabbitMQ, so tests can make a connection go silent
+ * the way a Lambda thawed after a freeze finds it: the socket still looks open, nothing answers.
+ */
+import net from "node:net";
+
+export interface TcpProxy {
+  readonly port: number;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  /** Existing connections stop forwarding in both directions (sockets stay open); new ones work. */
+  freezeExisting(): void;
+  /** While down, new connections are closed at once (a broker that is unreachable). */
+  setDown(down: boolean): void;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+  const pairs = new Set<{ client: net.Socket; upstream: net.Socket; frozen: boolean }>();
+  let accepted = 0;
+  let down = false;
+  const server = net.createServer((client) => {
+    if (down) {
+      client.destroy();
+      return;
+    }
+    accepted++;
+    const upstream = net.connect(target.port, target.host);
+    const pair = { client, upstream, frozen: false };
+    pairs.add(pair);
+    client.on("data", (d) => {
+      if (!pair.frozen) upstream.write(d);
+    });
+    upstream.on("data", (d) => {
+      if (!pair.frozen) client.write(d);
+    });
+    const end = (): void => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get accepted() {
+      return accepted;
+    },
+    setDown(value: boolean) {
+      down = value;
+    },
+    freezeExisting() {
+      for (const p of pairs) p.frozen = true;
+    },
+    async close() {
+      for (const p of pairs) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
