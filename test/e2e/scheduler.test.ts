@@ -1,0 +1,139 @@
+/**
+ * Far-ETA parking end to end: SDK → SQS (fauxqs) → relay → scheduler function → EventBridge
+ * Scheduler (the test stand-in speaking the real API) → scheduler function → SQS delay → relay →
+ * RabbitMQ → real Celery worker. Thresholds are shortened so the test takes ~2 minutes, not hours.
+ */
+import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Celery } from "../../sdk/node.js";
+import { sqsRelay } from "../../sdk/sqs.js";
+import { LOCAL_CREDENTIALS, createQueue } from "../../scripts/local/fauxqs.js";
+import { startSqsEventSource, type SqsEventSource } from "../../scripts/local/sqs-event-source.js";
+import { startSchedulerStandIn, type SchedulerStandIn } from "../fixtures/scheduler-standin.js";
+import { startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.js";
+import { ExecutionLog } from "../helpers/executions.js";
+import { purgeQueues } from "../helpers/rabbit.js";
+import { startRelayHarness, type RelayHarness } from "../helpers/relay-harness.js";
+
+const THRESHOLD_S = 30;
+const LEAD_S = 60;
+const GROUP = "celery-edge-test";
+const log = new ExecutionLog();
+let worker: CeleryWorker;
+let harness: RelayHarness;
+let standIn: SchedulerStandIn;
+let schedulerRunner: SqsEventSource;
+let sqsApp: Celery;
+let parkingApp: Celery;
+let amqpApp: Celery;
+
+beforeAll(async () => {
+  await purgeQueues(["ce.default"]);
+  harness = await startRelayHarness({ brokerUrl: "amqp://guest:guest@127.0.0.1:5672//", parkThresholdSeconds: THRESHOLD_S });
+  standIn = await startSchedulerStandIn({ sqsClient: harness.client, queueUrlForArn: (arn) => (arn === harness.park.arn ? harness.park.url : undefined) });
+  const dlq = await createQueue(harness.client, `schedule-dlq-${Date.now()}`);
+  Object.assign(process.env, {
+    INTAKE_QUEUE_URL: harness.intake.url,
+    SCHEDULER_QUEUE_ARN: harness.park.arn,
+    SCHEDULE_GROUP: GROUP,
+    SCHEDULER_ROLE_ARN: "arn:aws:iam::000000000000:role/celery-edge-scheduler",
+    SCHEDULE_DLQ_ARN: dlq.arn,
+    PARK_THRESHOLD_SECONDS: String(THRESHOLD_S),
+    LEAD_SECONDS: String(LEAD_S),
+    AWS_ENDPOINT_URL_SCHEDULER: standIn.endpoint,
+    POWERTOOLS_SERVICE_NAME: "scheduler-under-test",
+  });
+  const { handler } = (await import("../../functions/scheduler/handler.js")) as { handler: (e: SQSEvent, c: Context) => Promise<SQSBatchResponse> };
+  schedulerRunner = startSqsEventSource({
+    client: harness.client,
+    queueUrl: harness.park.url,
+    queueArn: harness.park.arn,
+    handler,
+    onError: () => {},
+  });
+  worker = await startCeleryWorker({ queues: ["ce.default"] });
+  const sqsOptions = { queueUrl: harness.intake.url, endpoint: harness.sqs.endpoint, credentials: LOCAL_CREDENTIALS };
+  // Producers delay with SQS only up to the park threshold; beyond it the relay parks the task.
+  sqsApp = new Celery({ broker: sqsRelay({ ...sqsOptions, maxDelaySeconds: THRESHOLD_S }), defaultQueue: "ce.default" });
+  const parkQueue = sqsRelay({ queueUrl: harness.park.url, endpoint: harness.sqs.endpoint, credentials: LOCAL_CREDENTIALS, useDelaySeconds: false });
+  parkingApp = new Celery({ broker: sqsRelay({ ...sqsOptions, maxDelaySeconds: THRESHOLD_S }), defaultQueue: "ce.default", parking: { transport: parkQueue, thresholdSeconds: THRESHOLD_S } });
+  amqpApp = new Celery({ broker: "amqp://guest:guest@127.0.0.1:5672//", defaultQueue: "ce.default" });
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([sqsApp?.close(), parkingApp?.close(), amqpApp?.close()]);
+  await schedulerRunner?.stop();
+  await standIn?.stop();
+  await harness?.stop();
+  await worker?.stop();
+});
+
+beforeEach(async () => {
+  await log.clear();
+});
+
+const scheduleFor = (id: string) => [...standIn.schedules().values()].find((s) => s.name === `celery-edge-${id}`);
+async function until(cond: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return cond();
+}
+
+describe("far-ETA tasks are parked in Scheduler, not the broker", () => {
+  it("parks a task due in ~90 s and runs it no earlier than its ETA and within 1 s after", async () => {
+    const eta = new Date(Date.now() + 90_000);
+    const r = await sqsApp.sendTask("tasks.echo", { args: ["parked"], eta });
+    const name = `celery-edge-${r.id}`;
+    expect(await until(() => standIn.fired.some((f) => f.name === name) || scheduleFor(r.id) !== undefined, 20_000)).toBe(true);
+    // While parked, the worker has not seen it (no broker holds it).
+    expect((await log.read()).some((x) => x.id === r.id)).toBe(false);
+    const rec = await log.waitForTask(r.id, 150_000);
+    const lateMs = rec.started_at * 1000 - eta.getTime();
+    console.log(`parked task ran ${lateMs.toFixed(0)} ms after its ETA`);
+    expect(lateMs).toBeGreaterThanOrEqual(0);
+    expect(lateMs).toBeLessThan(1_000);
+    expect(standIn.fired.filter((f) => f.name === name)).toHaveLength(1);
+  }, 180_000);
+
+  it("uses only an SQS delay for a 10 s countdown (no schedule)", async () => {
+    const sent = Date.now();
+    const r = await sqsApp.sendTask("tasks.echo", { args: ["short"], countdown: 10 });
+    const rec = await log.waitForTask(r.id, 40_000);
+    expect(rec.started_at * 1000).toBeGreaterThanOrEqual(sent + 10_000);
+    expect(scheduleFor(r.id)).toBeUndefined();
+    expect(standIn.fired.some((f) => f.name === `celery-edge-${r.id}`)).toBe(false);
+  }, 60_000);
+
+  it("makes one schedule for a duplicate park request", async () => {
+    const eta = new Date(Date.now() + 600_000);
+    const taskId = `dup-${Date.now()}`;
+    await parkingApp.sendTask("tasks.echo", { args: ["dup"], eta, taskId });
+    await parkingApp.sendTask("tasks.echo", { args: ["dup"], eta, taskId });
+    expect(await until(() => scheduleFor(taskId) !== undefined, 20_000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect([...standIn.schedules().values()].filter((s) => s.name === `celery-edge-${taskId}`)).toHaveLength(1);
+    await parkingApp.revoke(taskId);
+  }, 60_000);
+
+  it("revoking a parked task deletes its schedule", async () => {
+    const eta = new Date(Date.now() + 600_000);
+    const r = await parkingApp.sendTask("tasks.echo", { args: ["to-revoke"], eta });
+    expect(await until(() => scheduleFor(r.id) !== undefined, 20_000)).toBe(true);
+    await r.revoke();
+    expect(await until(() => scheduleFor(r.id) === undefined, 20_000)).toBe(true);
+  }, 60_000);
+
+  it("a revoked task already in the broker is not executed by the worker", async () => {
+    const r = await amqpApp.sendTask("tasks.echo", { args: ["revoked-in-broker"], countdown: 4 });
+    await new Promise((res) => setTimeout(res, 1_000)); // the worker now holds it, waiting for its ETA
+    await amqpApp.revoke(r.id);
+    const marker = await amqpApp.sendTask("tasks.echo", { args: ["marker"], countdown: 6 });
+    await log.waitForTask(marker.id, 30_000);
+    expect((await log.read()).some((x) => x.id === r.id)).toBe(false);
+    expect(worker.logs()).toMatch(new RegExp(`(Discarding revoked task|revoked).*${r.id}|${r.id}.*revoked`, "i"));
+  }, 60_000);
+});
