@@ -22,7 +22,7 @@ import {
   type Signature,
 } from "./options.js";
 import { backendFor, transportFor } from "./registry.js";
-import { AsyncResult, type ResultHost } from "./result.js";
+import { AsyncResult, settle, type GetOptions, type ResultHost } from "./result.js";
 import { Router, type Routes, type RoutingDefaults } from "./routing.js";
 import { PyTuple } from "./serializers/python-values.js";
 import type { PublishOptions, Transport } from "./transport.js";
@@ -32,6 +32,8 @@ export interface CeleryOptions extends RoutingDefaults {
   broker: string | Transport;
   /** Result backend URL (`redis://`, `rediss://`, `rpc://`) or a `ResultBackend`. @default none */
   backend?: string | ResultBackend;
+  /** The workers' `result_serializer`, tried first when decoding stored results (redis://). @default "json" */
+  resultSerializer?: SerializerName;
   /** `task_routes`. @default none */
   routes?: Routes;
   /** `task_serializer`. @default "json" */
@@ -127,9 +129,11 @@ export class Celery implements ResultHost {
   /** @internal Shared by `Task` and `sendTask`. */
   async apply<R>(name: string, taskOptions: SendOptions, callOptions: ApplyOptions, argsAsTuple: boolean): Promise<AsyncResult<R>> {
     const message = await this.buildMessage(name, taskOptions, callOptions, argsAsTuple);
-    await this.backend?.onTaskCall?.(message.meta.id);
+    const ignoreResult = callOptions.ignoreResult ?? taskOptions.ignoreResult ?? false;
+    // As Celery's send_task: the backend may prepare (rpc:// declares its reply queue) unless ignore_result.
+    if (!ignoreResult && this.options.backend !== undefined) await this.resultBackendOrThrow().onTaskCall?.(message.meta.id);
     await this.transportFor(message).publish(message, this.publishOptions(callOptions));
-    return new AsyncResult<R>(message.meta.id, this, { ignoreResult: callOptions.ignoreResult ?? taskOptions.ignoreResult ?? false });
+    return new AsyncResult<R>(message.meta.id, this, { ignoreResult });
   }
 
   /**
@@ -142,6 +146,10 @@ export class Celery implements ResultHost {
       const { task, ...options } = call;
       const [name, taskOptions] = typeof task === "string" ? [task, {}] : [task.name, task.options];
       messages.push(await this.buildMessage(name, taskOptions, options, false));
+    }
+    if (this.options.backend !== undefined && messages.length > 0) {
+      const backend = this.resultBackendOrThrow();
+      for (const m of messages) await backend.onTaskCall?.(m.meta.id);
     }
     const byTransport = new Map<Transport, number[]>();
     messages.forEach((m, i) => {
@@ -258,9 +266,34 @@ export class Celery implements ResultHost {
       const b = this.options.backend;
       if (b === undefined) throw new ConfigurationError("no result backend configured: pass `backend` (e.g. redis://host:6379/0) to new Celery()");
       this.backend =
-        typeof b === "string" ? backendFor(b, { brokerUrl: typeof this.options.broker === "string" ? this.options.broker : undefined, replyTo: this.oid }) : b;
+        typeof b === "string"
+          ? backendFor(b, {
+              brokerUrl: typeof this.options.broker === "string" ? this.options.broker : undefined,
+              replyTo: this.oid,
+              resultSerializer: this.options.resultSerializer,
+            })
+          : b;
     }
     return this.backend;
+  }
+
+  /**
+   * Waits for many results at once through one backend wait (one subscription, not one per task)
+   * and returns their values in order. With `propagate` (default) the first failed task, in order,
+   * rejects with its `TaskFailedError`; `timeout` bounds the whole wait.
+   */
+  async gather<T extends readonly AsyncResult<any>[]>(
+    results: T,
+    options: GetOptions = {},
+  ): Promise<{ -readonly [K in keyof T]: T[K] extends AsyncResult<infer R> ? R : never }> {
+    const ignored = results.find((r) => r.ignoreResult);
+    if (ignored) throw new ConfigurationError(`task ${ignored.id} was sent with ignoreResult: true, so the worker stores no result to gather`);
+    const metas = await this.resultBackendOrThrow().waitFor(
+      results.map((r) => r.id),
+      options.timeout === undefined ? {} : { timeout: options.timeout },
+    );
+    const propagate = options.propagate ?? true;
+    return results.map((r) => settle(metas.get(r.id)!, propagate)) as { -readonly [K in keyof T]: T[K] extends AsyncResult<infer R> ? R : never };
   }
 
   /** Revokes a task (parked: schedule deleted; queued: Celery's broadcast revoke). */

@@ -13,6 +13,8 @@ export interface BackendContext {
   brokerUrl: string | undefined;
   /** The producer's reply queue (Celery's `oid`). */
   replyTo: string;
+  /** The workers' `result_serializer` (the app's `resultSerializer`), for backends that store bytes without a content type. */
+  resultSerializer?: string;
 }
 
 export type TransportFactory = (url: string) => Transport;

@@ -23,7 +23,7 @@ export interface SqsRelayOptions {
   queueUrl: string;
   /** @default parsed from the queue URL, else `AWS_REGION`, else "us-east-1" */
   region?: string;
-  /** Service endpoint, for emulators or VPC endpoints. @default the queue URL's origin */
+  /** Service endpoint, for emulators or VPC endpoints. @default `AWS_ENDPOINT_URL_SQS`, else the queue URL's origin */
   endpoint?: string;
   /** Static credentials or a provider (e.g. from @aws-sdk/credential-providers). @default AWS_* environment variables (as on Lambda) */
   credentials?: AwsCredentials | (() => Promise<AwsCredentials>);
@@ -90,7 +90,7 @@ export class SqsTransport implements Transport {
     this.queueUrl = options.queueUrl;
     const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
     this.region = options.region ?? /^sqs\.([a-z0-9-]+)\./.exec(url.hostname)?.[1] ?? env?.AWS_REGION ?? "us-east-1";
-    this.endpoint = options.endpoint ?? url.origin;
+    this.endpoint = options.endpoint ?? env?.AWS_ENDPOINT_URL_SQS ?? url.origin;
     this.maxDelaySeconds = options.useDelaySeconds === false ? 0 : Math.min(options.maxDelaySeconds ?? SQS_MAX_DELAY_SECONDS, SQS_MAX_DELAY_SECONDS);
     this.credentials = options.credentials;
     this.fetchFn = options.fetch ?? ((...a) => globalThis.fetch(...a));

@@ -1,0 +1,363 @@
+/**
+ * @module
+ * Celery's `rpc://` result backend, client side (Node only, on amqplib).
+ *
+ * Every task message carries `reply_to` = the app's oid. The worker publishes each state of the task
+ * to the default exchange with routing key = that `reply_to` and `correlation_id` = the task id; the
+ * body is the meta (`{task_id, status, result, traceback, children}`) in the worker's
+ * `result_serializer`, named by the message's content type. The reply queue is the oid, declared
+ * as Celery's `RPCBackend.binding` does (`durable=False, auto_delete=True, x-expires=result_expires`)
+ * before the first task is published, so a result can't arrive before its queue exists.
+ *
+ * There is no store: one consumer (for every id) keeps the last state seen per task, including
+ * results nobody has asked for yet.
+ */
+import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from "amqplib";
+import { decompress } from "../compression.js";
+import { ConfigurationError, ResultBackendError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
+import { serializerForContentType } from "../serializers/index.js";
+import { READY_STATES, type ResultBackend, type ResultMeta, type WaitOptions } from "./backend.js";
+import { metaFromStored, pendingMeta } from "./exceptions.js";
+
+export interface RpcBackendOptions {
+  /** The broker's `amqp://` URL; results travel over their own connection to it. */
+  brokerUrl: string;
+  /** The reply queue: the app's oid, sent as `reply_to` on every task. */
+  replyTo: string;
+  /** Celery's `result_expires` in seconds: the reply queue's `x-expires`. @default 86 400 */
+  expires?: number;
+  /** Milliseconds to wait for the connection. @default 10 000 */
+  connectTimeout?: number;
+  /** Heartbeat in seconds, unless the URL sets one. @default 30 */
+  heartbeat?: number;
+  /** States kept for tasks that nobody waits on; the oldest are dropped beyond this. @default 10 000 */
+  maxCachedResults?: number;
+}
+
+interface Link {
+  model: ChannelModel;
+  channel: Channel;
+  declared: Promise<void> | undefined;
+  consuming: Promise<void> | undefined;
+  dead: boolean;
+}
+
+interface Waiter {
+  pending: Set<string>;
+  metas: Map<string, ResultMeta>;
+  resolve(metas: Map<string, ResultMeta>): void;
+  reject(error: CeleryError): void;
+}
+
+/** `host:port/vhost`, without credentials. */
+function describe(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return redact(url);
+  }
+}
+
+function amqpUrl(url: string, heartbeat: number): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch (err) {
+    throw new ConfigurationError(`rpc:// result backend: invalid broker URL ${redact(url)}`, { cause: err });
+  }
+  if (!["amqp:", "amqps:", "pyamqp:"].includes(u.protocol)) {
+    throw new ConfigurationError(`the rpc:// result backend needs an amqp:// broker, got ${u.protocol}//`);
+  }
+  if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(heartbeat));
+  const text = u.toString();
+  return u.protocol === "pyamqp:" ? "amqp:" + text.slice("pyamqp:".length) : text;
+}
+
+export class RpcBackend implements ResultBackend {
+  readonly kind = "rpc";
+  /** AMQP connections this backend opened so far (tests and benchmarks read it). */
+  connectionsOpened = 0;
+  readonly replyTo: string;
+  private readonly url: string;
+  private readonly where: string;
+  private readonly expiresMs: number;
+  private readonly connectTimeout: number;
+  private readonly maxCached: number;
+  private link: Promise<Link> | undefined;
+  private current: Link | undefined;
+  /** Last state seen per task id (Celery's `_cache` + `_out_of_band`). */
+  private readonly cache = new Map<string, ResultMeta>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Deliveries are handled in order (decompression is async; STARTED must not overtake SUCCESS). */
+  private handling: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(options: RpcBackendOptions) {
+    this.url = amqpUrl(options.brokerUrl, options.heartbeat ?? 30);
+    this.where = describe(options.brokerUrl);
+    this.replyTo = options.replyTo;
+    this.expiresMs = Math.round((options.expires ?? 86_400) * 1000);
+    this.connectTimeout = options.connectTimeout ?? 10_000;
+    this.maxCached = options.maxCachedResults ?? 10_000;
+  }
+
+  /** Declares the reply queue before a task is published (Celery's `RPCBackend.on_task_call`). */
+  async onTaskCall(_taskId: string): Promise<void> {
+    const link = await this.connected();
+    await this.declare(link);
+  }
+
+  async getMeta(taskId: string): Promise<ResultMeta> {
+    const link = await this.connected();
+    await this.consume(link);
+    // A round trip on the consuming channel lets deliveries already on their way land first.
+    await this.guard(link.channel.checkQueue(this.replyTo), "checking the reply queue");
+    await this.handling;
+    return this.cache.get(taskId) ?? pendingMeta(taskId);
+  }
+
+  /** rpc:// keeps nothing on the server: this only drops the state seen locally. */
+  async forget(taskId: string): Promise<void> {
+    this.cache.delete(taskId);
+  }
+
+  waitFor(taskIds: readonly string[], options: WaitOptions = {}): Promise<Map<string, ResultMeta>> {
+    const ids = [...new Set(taskIds)];
+    if (ids.length === 0) return Promise.resolve(new Map());
+    if (this.closed) return Promise.reject(new ResultBackendError("the rpc:// result backend is closed"));
+    return new Promise<Map<string, ResultMeta>>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        waiter.pending.clear();
+        for (const id of ids) {
+          const set = this.waiters.get(id);
+          if (set?.delete(waiter) && set.size === 0) this.waiters.delete(id);
+        }
+      };
+      const waiter: Waiter = {
+        pending: new Set(ids),
+        metas: new Map(),
+        resolve: (m) => {
+          done();
+          resolve(m);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      };
+      for (const id of ids) {
+        const seen = this.cache.get(id);
+        if (seen && READY_STATES.has(seen.status)) {
+          waiter.pending.delete(id);
+          waiter.metas.set(id, seen);
+        }
+      }
+      if (waiter.pending.size === 0) return resolve(waiter.metas);
+      for (const id of waiter.pending) {
+        const set = this.waiters.get(id);
+        if (set) set.add(waiter);
+        else this.waiters.set(id, new Set([waiter]));
+      }
+      if (options.timeout !== undefined) {
+        timer = setTimeout(() => {
+          const left = [...waiter.pending];
+          waiter.reject(
+            new TimeoutError(
+              `timed out after ${options.timeout} ms waiting for ${left.length === 1 ? `task ${left[0]}` : `${left.length} of ${ids.length} tasks (${left.slice(0, 3).join(", ")}${left.length > 3 ? ", …" : ""})`}`,
+            ),
+          );
+        }, options.timeout);
+      }
+      this.connected()
+        .then((link) => this.consume(link))
+        .catch((err: unknown) =>
+          waiter.reject(asCeleryError(err, (m, cause) => new ResultBackendError(`waiting for results on ${this.where}: ${m}`, { cause }))),
+        );
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.failAll(new ResultBackendError("the rpc:// result backend was closed while waiting"));
+    const link = this.link;
+    this.link = undefined;
+    await link
+      ?.then(async (l) => {
+        l.dead = true;
+        await l.model.close();
+      })
+      .catch(() => {});
+  }
+
+  private connected(): Promise<Link> {
+    if (this.closed) return Promise.reject(new ResultBackendError("the rpc:// result backend is closed"));
+    if (this.link) return this.link;
+    const attempt = this.open();
+    this.link = attempt;
+    attempt.catch(() => {
+      if (this.link === attempt) this.link = undefined;
+    });
+    return attempt;
+  }
+
+  private async open(): Promise<Link> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let model: ChannelModel;
+    try {
+      model = await Promise.race([
+        // The connection name shows in the management UI and `rabbitmqctl list_connections user_provided_name`.
+        amqp.connect(this.url, { timeout: this.connectTimeout, clientProperties: { connection_name: `celery-edge rpc results ${this.replyTo}` } }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new TimeoutError(`connecting to ${this.where} for rpc:// results took longer than ${this.connectTimeout} ms`)),
+            this.connectTimeout,
+          );
+        }),
+      ]);
+    } catch (err) {
+      throw asCeleryError(err, (m, cause) => new ResultBackendError(`cannot connect to ${this.where} for rpc:// results: ${m}`, { cause }));
+    } finally {
+      clearTimeout(timer);
+    }
+    this.connectionsOpened++;
+    let channel: Channel;
+    try {
+      channel = await model.createChannel();
+    } catch (err) {
+      await model.close().catch(() => {});
+      throw asCeleryError(err, (m, cause) => new ResultBackendError(`cannot open a channel on ${this.where} for rpc:// results: ${m}`, { cause }));
+    }
+    const link: Link = { model, channel, declared: undefined, consuming: undefined, dead: false };
+    const lose = (reason: string, err?: Error): void => {
+      if (link.dead) return;
+      link.dead = true;
+      if (this.current === link) {
+        this.current = undefined;
+        this.link = undefined;
+      }
+      this.failAll(
+        new ResultBackendError(`${reason} while waiting for rpc:// results on ${this.where}${err ? `: ${redact(err.message)}` : ""}`, {
+          cause: err,
+        }),
+      );
+      void model.close().catch(() => {});
+    };
+    model.on("error", () => {}); // a 'close' follows
+    model.on("close", (err?: Error) => lose("lost the broker connection", err));
+    channel.on("error", () => {});
+    channel.on("close", () => lose("the result channel closed"));
+    if (this.closed) {
+      link.dead = true;
+      await model.close().catch(() => {});
+      throw new ResultBackendError("the rpc:// result backend is closed");
+    }
+    this.current = link;
+    return link;
+  }
+
+  /** Celery's binding: `Queue(oid, Exchange(''), oid, durable=False, auto_delete=True, expires=result_expires)`. */
+  private declare(link: Link): Promise<void> {
+    link.declared ??= this.guard(
+      link.channel
+        .assertQueue(this.replyTo, { durable: false, autoDelete: true, exclusive: false, expires: this.expiresMs })
+        .then(() => undefined),
+      `declaring the reply queue ${this.replyTo}`,
+    );
+    link.declared.catch(() => {
+      link.declared = undefined;
+    });
+    return link.declared;
+  }
+
+  /** One consumer for every id, for the life of the connection (cancelling it would delete the queue). */
+  private consume(link: Link): Promise<void> {
+    link.consuming ??= (async () => {
+      await this.declare(link);
+      await this.guard(
+        link.channel.consume(this.replyTo, (msg) => this.onDelivery(link, msg), { noAck: true }),
+        `consuming the reply queue ${this.replyTo}`,
+      );
+    })();
+    link.consuming.catch(() => {
+      link.consuming = undefined;
+    });
+    return link.consuming;
+  }
+
+  private onDelivery(link: Link, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // The broker cancelled the consumer: the reply queue was deleted.
+      link.consuming = undefined;
+      link.declared = undefined;
+      this.failAll(new ResultBackendError(`the reply queue ${this.replyTo} was deleted while waiting for rpc:// results`));
+      return;
+    }
+    this.handling = this.handling.then(() => this.handle(msg)).catch(() => {});
+  }
+
+  private async handle(msg: ConsumeMessage): Promise<void> {
+    const correlationId = typeof msg.properties.correlationId === "string" ? msg.properties.correlationId : undefined;
+    let meta: ResultMeta;
+    try {
+      let body: Uint8Array = msg.content;
+      const compression = msg.properties.headers?.compression;
+      if (compression !== undefined && compression !== null) {
+        if (String(compression) !== "application/x-gzip") throw new Error(`unsupported result compression ${String(compression)}`);
+        body = await decompress(body);
+      }
+      const contentType = String(msg.properties.contentType ?? "application/json");
+      const serializer = serializerForContentType(contentType);
+      if (!serializer) throw new Error(`no serializer for content type ${contentType}`);
+      const decoded = serializer.decode(body);
+      meta = metaFromStored(decoded, correlationId ?? "");
+    } catch (err) {
+      const error = new ResultBackendError(
+        `cannot decode the rpc:// result${correlationId ? ` of task ${correlationId}` : ""}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+      if (correlationId) for (const w of [...(this.waiters.get(correlationId) ?? [])]) w.reject(error);
+      return;
+    }
+    const taskId = correlationId ?? meta.taskId;
+    if (taskId !== meta.taskId) meta = { ...meta, taskId };
+    this.remember(taskId, meta);
+    if (!READY_STATES.has(meta.status)) return;
+    for (const w of [...(this.waiters.get(taskId) ?? [])]) {
+      if (!w.pending.delete(taskId)) continue;
+      w.metas.set(taskId, meta);
+      if (w.pending.size === 0) w.resolve(w.metas);
+    }
+  }
+
+  private remember(taskId: string, meta: ResultMeta): void {
+    this.cache.delete(taskId);
+    this.cache.set(taskId, meta);
+    while (this.cache.size > this.maxCached) {
+      const oldest = this.cache.keys().next().value as string;
+      this.cache.delete(oldest);
+    }
+  }
+
+  private failAll(error: CeleryError): void {
+    const all = new Set<Waiter>();
+    for (const set of this.waiters.values()) for (const w of set) all.add(w);
+    for (const w of all) w.reject(error);
+  }
+
+  private async guard<T>(work: Promise<T>, what: string): Promise<T> {
+    try {
+      return await work;
+    } catch (err) {
+      throw asCeleryError(err, (m, cause) => new ResultBackendError(`${what} on ${this.where}: ${m}`, { cause }));
+    }
+  }
+}
+
+/** Celery's `rpc://` backend over the broker at `brokerUrl`. */
+export function rpcBackend(options: RpcBackendOptions): RpcBackend {
+  return new RpcBackend(options);
+}

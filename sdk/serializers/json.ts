@@ -1,0 +1,114 @@
+/**
+ * @module
+ * kombu 5.2's json serializer: `json.dumps(value, cls=kombu.utils.json.JSONEncoder)` with Python's
+ * defaults, reproduced byte for byte — separators `", "` and `": "`, `ensure_ascii` (lowercase
+ * `\uXXXX`, surrogate pairs for astral characters), `float.__repr__` for floats.
+ *
+ * Dates follow kombu's encoder: `isoformat()` with a trailing `+00:00` replaced by `Z`
+ * (`2030-01-02T03:04:05.678000Z`); the worker's task receives that string. Bytes are refused:
+ * kombu 5.2's encoder raises TypeError for them. NaN and ±Infinity are refused too: Python would
+ * write the non-standard tokens `NaN`/`Infinity`, which strict JSON parsers (including our own
+ * decoder, `JSON.parse`) reject.
+ */
+import { SerializationError } from "../errors.js";
+import { formatPyFloat, pyIsoformat } from "../protocol/python-repr.js";
+import { checkValue, isPythonInt, type CheckOptions } from "./check.js";
+import type { Serializer } from "./serializer.js";
+
+export const JSON_RULES: CheckOptions = {
+  format: "json",
+  allowBytes: false,
+  allowNonFinite: false,
+  allowLoneSurrogates: true,
+};
+
+/** kombu's JSONEncoder.default for an aware UTC datetime. */
+export function kombuJsonDate(date: Date): string {
+  return pyIsoformat(date).replace(/\+00:00$/, "Z");
+}
+
+/** `json.dumps(value)` as kombu 5.2 calls it; `value` must already pass `checkValue`. */
+export function dumpsJson(value: unknown): string {
+  const out: string[] = [];
+  write(value, out);
+  return out.join("");
+}
+
+function write(value: unknown, out: string[]): void {
+  switch (typeof value) {
+    case "string":
+      out.push(quote(value));
+      return;
+    case "number":
+      out.push(isPythonInt(value) ? String(value === 0 ? 0 : value) : formatPyFloat(value));
+      return;
+    case "bigint":
+      out.push(String(value));
+      return;
+    case "boolean":
+      out.push(value ? "true" : "false");
+      return;
+  }
+  if (value === null) {
+    out.push("null");
+  } else if (value instanceof Date) {
+    out.push(quote(kombuJsonDate(value)));
+  } else if (Array.isArray(value)) {
+    out.push("[");
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out.push(", ");
+      write(value[i], out);
+    }
+    out.push("]");
+  } else {
+    const record = value as Record<string, unknown>;
+    out.push("{");
+    let first = true;
+    for (const key of Object.keys(record)) {
+      if (!first) out.push(", ");
+      first = false;
+      out.push(quote(key), ": ");
+      write(record[key], out);
+    }
+    out.push("}");
+  }
+}
+
+const SHORT_ESCAPES: Record<string, string> = {
+  '"': '\\"',
+  "\\": "\\\\",
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+  "\b": "\\b",
+  "\f": "\\f",
+};
+
+// Python's ESCAPE_ASCII: everything outside printable ASCII, plus `"` and `\`. Per UTF-16 unit, so
+// astral characters come out as surrogate pairs and unpaired surrogates as themselves, like Python.
+const ESCAPE_RE = /["\\\u0000-\u001f\u007f-\uffff]/g;
+
+function quote(text: string): string {
+  return `"${text.replace(ESCAPE_RE, (ch) => SHORT_ESCAPES[ch] ?? `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`)}"`;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+export const jsonSerializer: Serializer = {
+  name: "json",
+  contentType: "application/json",
+  contentEncoding: "utf-8",
+  encode(value: unknown): Uint8Array {
+    checkValue(value, JSON_RULES, "body");
+    // ensure_ascii makes the text pure ASCII, so UTF-8 encoding cannot meet a lone surrogate.
+    return encoder.encode(dumpsJson(value));
+  },
+  decode(bytes: Uint8Array): unknown {
+    try {
+      return JSON.parse(decoder.decode(bytes));
+    } catch (err) {
+      throw new SerializationError(`body is not valid UTF-8 JSON: ${(err as Error).message}`, "body", { cause: err });
+    }
+  },
+};
