@@ -13,7 +13,7 @@ export interface RelayHarness {
   intake: CreatedQueue;
   park: CreatedQueue;
   runner: SqsEventSource;
-  /** Lines the relay logged (Powertools writes JSON to stdout). */
+  /** JSON lines the relay logged (Powertools writes INFO to stdout, ERROR to stderr). */
   logs: string[];
   stop(): Promise<void>;
 }
@@ -51,13 +51,19 @@ export async function startRelayHarness(options: RelayHarnessOptions): Promise<R
   process.env.POWERTOOLS_SERVICE_NAME = "relay-under-test";
   const logs: string[] = [];
   const { handler } = (await import("../../functions/relay/handler.js")) as { handler: (e: SQSEvent, c: Context) => Promise<SQSBatchResponse> };
-  const write = process.stdout.write.bind(process.stdout);
   // Powertools logs JSON lines to stdout; keep the relay's for assertions about what was logged.
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString();
-    if (text.includes('"service":"relay-under-test"')) logs.push(text);
-    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
-  }) as typeof process.stdout.write;
+  const streams = [process.stdout, process.stderr] as const;
+  const originals = streams.map((stream) => stream.write.bind(stream));
+  streams.forEach((stream, i) => {
+    stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString();
+      if (text.includes('"service":"relay-under-test"')) {
+        logs.push(text);
+        return true;
+      }
+      return (originals[i] as (...a: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof stream.write;
+  });
   const runner = startSqsEventSource({ client, queueUrl: intake.url, queueArn: intake.arn, handler, batchSize: 10, concurrency: 2, onError: () => {} });
   return {
     sqs,
@@ -68,7 +74,9 @@ export async function startRelayHarness(options: RelayHarnessOptions): Promise<R
     logs,
     async stop() {
       await runner.stop();
-      process.stdout.write = write;
+      streams.forEach((stream, i) => {
+        stream.write = originals[i] as typeof stream.write;
+      });
       client.destroy();
       await sqs.stop();
     },

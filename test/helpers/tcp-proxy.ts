@@ -10,7 +10,7 @@ export interface TcpProxy {
   readonly accepted: number;
   /** Existing connections stop forwarding in both directions (sockets stay open); new ones work. */
   freezeExisting(): void;
-  /** While down, new connections are closed at once (a broker that is unreachable). */
+  /** While down, open connections are cut and new ones closed at once (an unreachable broker). */
   setDown(down: boolean): void;
   close(): Promise<void>;
 }
@@ -50,6 +50,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     setDown(value: boolean) {
       down = value;
+      if (down) {
+        for (const p of pairs) {
+          p.client.destroy();
+          p.upstream.destroy();
+        }
+      }
     },
     freezeExisting() {
       for (const p of pairs) p.frozen = true;
