@@ -41,6 +41,20 @@ export interface SchedulerDeps {
 export type SchedulerAction = "parked" | "duplicate" | "released" | "revoked";
 
 export async function handleSchedulerRecord(record: SQSRecord, deps: SchedulerDeps): Promise<SchedulerAction> {
+  try {
+    return await handle(record, deps);
+  } catch (err) {
+    deps.logger.error("scheduler record failed", {
+      messageId: record.messageId,
+      receiveCount: record.attributes?.ApproximateReceiveCount,
+      code: (err as { code?: string }).code,
+      reason: err instanceof Error ? err.message : String(err),
+    });
+    throw err;
+  }
+}
+
+async function handle(record: SQSRecord, deps: SchedulerDeps): Promise<SchedulerAction> {
   const message = decodeEnvelope(record.body);
   const stage = (JSON.parse(record.body) as { stage?: unknown }).stage;
   const log = { messageId: record.messageId, taskId: message.meta.id, taskName: message.meta.name };

@@ -13,16 +13,29 @@ import {
   type AsyncResult,
   type CeleryOptions,
 } from "../../sdk/node.js";
-import type { RedisBackend } from "../../sdk/backends/redis.js";
+import { exceptionInfo } from "../../sdk/backends/exceptions.js";
+import { decodeStoredMeta, type RedisBackend } from "../../sdk/backends/redis.js";
+import { getSerializer } from "../../sdk/serializers/index.js";
 import type { RpcBackend } from "../../sdk/backends/rpc.js";
-import { ALL_QUEUES, startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.js";
-import { purgeQueues, rabbitmqctl } from "../helpers/rabbit.js";
+import { startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.js";
+import { deleteQueues, rabbitmqctl } from "../helpers/rabbit.js";
 
 const BROKER = "amqp://guest:guest@127.0.0.1:5672//";
 const REDIS = "redis://127.0.0.1:6379/0";
 
-function newApp(options: Partial<CeleryOptions> = {}): Celery {
-  return new Celery({ broker: BROKER, backend: REDIS, defaultQueue: "ce.default", ...options });
+/**
+ * Each worker here serves its own default queue: other test files' workers consume ce.default
+ * with other result backends, and a task they took would never report back over rpc://.
+ */
+let queueCount = 0;
+const privateQueue = (): string => `ce.results.${process.pid}.${++queueCount}`;
+
+function newApp(queue: string, options: Partial<CeleryOptions> = {}): Celery {
+  return new Celery({ broker: BROKER, backend: REDIS, defaultQueue: queue, ...options });
+}
+
+function startWorker(queue: string, options: Parameters<typeof startCeleryWorker>[0] = {}): Promise<CeleryWorker> {
+  return startCeleryWorker({ ...options, queues: [queue], env: { CELERY_EDGE_DEFAULT_QUEUE: queue } });
 }
 
 function tasksOf(app: Celery) {
@@ -80,18 +93,19 @@ async function clientsNamed(prefix: string): Promise<ClientInfo[]> {
 }
 
 describe.each(["json", "msgpack", "yaml", "pickle"])("the redis:// backend with result_serializer %s", (serializer) => {
+  const queue = privateQueue();
   let worker: CeleryWorker | undefined;
   let app: Celery;
 
   beforeAll(async () => {
-    await purgeQueues(ALL_QUEUES);
-    worker = await startCeleryWorker({ queues: ["ce.default"], resultSerializer: serializer, pool: "solo" });
-    app = newApp({ resultSerializer: serializer });
+    worker = await startWorker(queue, { resultSerializer: serializer, pool: "solo" });
+    app = newApp(queue, { resultSerializer: serializer });
   });
 
   afterAll(async () => {
     await app?.close();
     await worker?.stop();
+    await deleteQueues([queue]);
   });
 
   printLogsOnFailure(() => worker);
@@ -135,17 +149,79 @@ describe.each(["json", "msgpack", "yaml", "pickle"])("the redis:// backend with 
     expect(failure.traceback).toContain("Traceback (most recent call last)");
     expect(failure.traceback).toContain(`ValueError: boom with ${serializer}`);
   });
+
+  it("reads the result even when the app was not told the worker's result_serializer", async () => {
+    // Arrange
+    const unaware = newApp(queue);
+    const { add } = tasksOf(unaware);
+
+    // Act
+    const value = await (await add.delay(19, 23)).get({ timeout: 15_000 });
+    await unaware.close();
+
+    // Assert
+    expect(value).toBe(42);
+  });
+});
+
+describe("reading what Celery stores", () => {
+  it("decodes a meta in the format its bytes show when the configured serializer cannot read it", () => {
+    // Arrange
+    const meta = { status: "SUCCESS", result: [1, "two"], traceback: null, children: [], date_done: "2024-01-02T03:04:05.000006", task_id: "t-1" };
+    const bytes = getSerializer("msgpack").encode(meta);
+
+    // Act
+    const decoded = decodeStoredMeta(bytes, "t-1", "json");
+
+    // Assert
+    expect(decoded).toEqual({ taskId: "t-1", status: "SUCCESS", result: [1, "two"], traceback: null, dateDone: "2024-01-02T03:04:05.000006" });
+  });
+
+  it("rejects bytes that are no Celery meta with ResultBackendError naming the serializers tried", () => {
+    // Act
+    const error = (() => {
+      try {
+        decodeStoredMeta(new TextEncoder().encode('"just a string"'), "t-2", "json");
+      } catch (err) {
+        return err;
+      }
+    })();
+
+    // Assert
+    expect(error).toBeInstanceOf(ResultBackendError);
+    expect((error as Error).message).toContain("task t-2 as json or yaml");
+  });
+
+  it.each([
+    [{ exc_type: "ValueError", exc_message: ["boom"], exc_module: "builtins" }, "ValueError", "boom"],
+    [{ exc_type: "ValueError", exc_message: [], exc_module: "builtins" }, "ValueError", ""],
+    [{ exc_type: "ValueError", exc_message: ["a", 2, null], exc_module: "builtins" }, "ValueError", "('a', 2, None)"],
+    [{ exc_type: "KeyError", exc_message: ["missing"], exc_module: "builtins" }, "KeyError", "'missing'"],
+    [{ exc_type: "ValueError", exc_message: "old style", exc_module: "builtins" }, "ValueError", "old style"],
+    [{ module: "builtins", name: "ValueError", args: ["pickled"] }, "ValueError", "pickled"],
+    [
+      { module: "celery.utils.serialization", name: "UnpickleableExceptionWrapper", args: ["app.errors", "Odd", ["x"], "Odd('x')"] },
+      "Odd",
+      "Odd('x')",
+    ],
+  ])("reads the exception %j as %s with Python's str() message", (stored, excType, excMessage) => {
+    // Act
+    const info = exceptionInfo(stored);
+
+    // Assert
+    expect({ excType: info.excType, excMessage: info.excMessage }).toEqual({ excType, excMessage });
+  });
 });
 
 describe("the redis:// backend", () => {
+  const queue = privateQueue();
   let worker: CeleryWorker | undefined;
   let app: Celery;
   let redis: Awaited<ReturnType<typeof inspector>>;
 
   beforeAll(async () => {
-    await purgeQueues(ALL_QUEUES);
-    worker = await startCeleryWorker({ queues: ["ce.default"], concurrency: 4 });
-    app = newApp();
+    worker = await startWorker(queue, { concurrency: 4 });
+    app = newApp(queue);
     redis = await inspector();
   });
 
@@ -153,6 +229,7 @@ describe("the redis:// backend", () => {
     redis?.destroy();
     await app?.close();
     await worker?.stop();
+    await deleteQueues([queue]);
   });
 
   printLogsOnFailure(() => worker);
@@ -237,7 +314,7 @@ describe("the redis:// backend", () => {
     // Arrange
     const { add } = tasksOf(app);
     const sent = await add.delay(20, 22);
-    const other = newApp();
+    const other = newApp(queue);
 
     // Act
     const value = await other.asyncResult<number>(sent.id).get({ timeout: 15_000 });
@@ -324,7 +401,7 @@ describe("the redis:// backend", () => {
 
   it("never puts the password of the backend URL into an error", async () => {
     // Arrange
-    const secretApp = newApp({ backend: "redis://:s3cr3t-pw@127.0.0.1:1/0" });
+    const secretApp = newApp(queue, { backend: "redis://:s3cr3t-pw@127.0.0.1:1/0" });
 
     // Act
     const error = await rejection(secretApp.asyncResult("x").state());
@@ -338,18 +415,19 @@ describe("the redis:// backend", () => {
 });
 
 describe("the rpc:// backend", () => {
+  const queue = privateQueue();
   let worker: CeleryWorker | undefined;
   let app: Celery;
 
   beforeAll(async () => {
-    await purgeQueues(ALL_QUEUES);
-    worker = await startCeleryWorker({ queues: ["ce.default"], resultBackend: "rpc://", concurrency: 4 });
-    app = newApp({ backend: "rpc://" });
+    worker = await startWorker(queue, { resultBackend: "rpc://", concurrency: 4 });
+    app = newApp(queue, { backend: "rpc://" });
   });
 
   afterAll(async () => {
     await app?.close();
     await worker?.stop();
+    await deleteQueues([queue]);
   });
 
   printLogsOnFailure(() => worker);
@@ -464,16 +542,15 @@ describe("the rpc:// backend", () => {
     const result = await sleep.delay(2);
     const waiting = rejection(result.get({ timeout: 20_000 }));
     await new Promise((r) => setTimeout(r, 300));
-    const rows = JSON.parse(
-      (await rabbitmqctl(["list_connections", "pid", "user_provided_name", "--formatter", "json", "-q"])).stdout,
-    ) as { pid: string; user_provided_name: string }[];
-    const ours = rows.find((r) => r.user_provided_name === `celery-edge rpc results ${app.oid}`);
+    const listing = await rabbitmqctl(["list_connections", "pid", "client_properties", "-q", "--no-table-headers"]);
+    const ours = listing.stdout.split("\n").filter((line) => line.includes(`celery-edge rpc results ${app.oid}`));
 
     // Act
-    await rabbitmqctl(["close_connection", ours!.pid, "closed by the test"]);
+    await rabbitmqctl(["close_connection", ours[0]!.split("\t")[0]!, "closed by the test"]);
     const error = await waiting;
 
     // Assert
+    expect(ours).toHaveLength(1);
     expect(error).toBeInstanceOf(ResultBackendError);
     expect((error as Error).message).toContain("lost the broker connection");
     expect((error as Error).message).not.toContain("guest:guest");

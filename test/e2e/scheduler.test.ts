@@ -3,7 +3,7 @@
  * Scheduler (the test stand-in speaking the real API) → scheduler function → SQS delay → relay →
  * RabbitMQ → real Celery worker. Thresholds are shortened so the test takes ~2 minutes, not hours.
  */
-import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { CreateScheduleGroupCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Celery } from "../../sdk/node.js";
@@ -29,9 +29,14 @@ let parkingApp: Celery;
 let amqpApp: Celery;
 
 beforeAll(async () => {
+  process.env.POWERTOOLS_LOG_LEVEL = "ERROR"; // keep the functions' INFO lines out of the test output
   await purgeQueues(["ce.default"]);
   harness = await startRelayHarness({ brokerUrl: "amqp://guest:guest@127.0.0.1:5672//", parkThresholdSeconds: THRESHOLD_S });
   standIn = await startSchedulerStandIn({ sqsClient: harness.client, queueUrlForArn: (arn) => (arn === harness.park.arn ? harness.park.url : undefined) });
+  // The CDK stack creates the group; here the real client creates it on the stand-in.
+  const admin = new SchedulerClient({ endpoint: standIn.endpoint, region: "us-east-1", credentials: LOCAL_CREDENTIALS });
+  await admin.send(new CreateScheduleGroupCommand({ Name: GROUP }));
+  admin.destroy();
   const dlq = await createQueue(harness.client, `schedule-dlq-${Date.now()}`);
   Object.assign(process.env, {
     INTAKE_QUEUE_URL: harness.intake.url,
@@ -50,7 +55,7 @@ beforeAll(async () => {
     queueUrl: harness.park.url,
     queueArn: harness.park.arn,
     handler,
-    onError: () => {},
+    onError: (e) => console.error("scheduler runner", e),
   });
   worker = await startCeleryWorker({ queues: ["ce.default"] });
   const sqsOptions = { queueUrl: harness.intake.url, endpoint: harness.sqs.endpoint, credentials: LOCAL_CREDENTIALS };

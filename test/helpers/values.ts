@@ -100,7 +100,7 @@ export function pythonValue(f: Features): fc.Arbitrary<unknown> {
 export function taskBody(f: Features): fc.Arbitrary<unknown> {
   return fc
     .tuple(fc.array(pythonValue(f), { maxLength: 4 }), fc.dictionary(stringArb(f, false), pythonValue(f), { maxKeys: 4 }))
-    .map(([args, kwargs]) => PyTuple.of(args, kwargs, { callbacks: null, errbacks: null, chain: null, chord: null }));
+    .map(([args, kwargs]) => PyTuple.of<unknown>(args, kwargs, { callbacks: null, errbacks: null, chain: null, chord: null }));
 }
 
 export type Typed =
