@@ -33,6 +33,34 @@ export {
   TaskFailedError,
   BatchPublishError,
 } from "./index.js";
-export type * from "./index.js";
+export type {
+  CeleryOptions,
+  BatchCall,
+  GetOptions,
+  ApplyOptions,
+  SendOptions,
+  Signature,
+  SerializerName,
+  CompressionName,
+  ProtocolVersion,
+  Routes,
+  Route,
+  RouterFn,
+  QueueSpec,
+  ExchangeType,
+  RoutingDefaults,
+  Transport,
+  PublishOutcome,
+  PublishOptions,
+  TaskMessage,
+  MessageProperties,
+  HeaderValue,
+  PublishReceipt,
+  ResultBackend,
+  ResultMeta,
+  TaskState,
+  Serializer,
+  ErrorCode,
+} from "./index.js";
 export { AmqpTransport, amqpTransport } from "./transports/amqp.js";
 export type { AmqpTransportOptions } from "./transports/amqp.js";
