@@ -4,7 +4,7 @@
  * TypeScript. Resolution order, as in Celery: call options > task options > routes > app defaults >
  * Celery's defaults.
  */
-import { BatchPublishError, ConfigurationError, type CeleryError } from "./errors.js";
+import { BatchPublishError, ConfigurationError, UnsupportedRuntimeError, type CeleryError } from "./errors.js";
 import type { ResultBackend } from "./backends/backend.js";
 import { instantFromDate, instantFromMillis, isoformat, millisOf, parseIso, type Instant } from "./protocol/isoformat.js";
 import { encodeTaskMessage } from "./protocol/encode.js";
@@ -131,7 +131,7 @@ export class Celery implements ResultHost {
     const message = await this.buildMessage(name, taskOptions, callOptions, argsAsTuple);
     const ignoreResult = callOptions.ignoreResult ?? taskOptions.ignoreResult ?? false;
     // As Celery's send_task: the backend may prepare (rpc:// declares its reply queue) unless ignore_result.
-    if (!ignoreResult && this.options.backend !== undefined) await this.resultBackendOrThrow().onTaskCall?.(message.meta.id);
+    if (!ignoreResult) await this.backendForSend()?.onTaskCall?.(message.meta.id);
     await this.transportFor(message).publish(message, this.publishOptions(callOptions));
     return new AsyncResult<R>(message.meta.id, this, { ignoreResult });
   }
@@ -147,10 +147,8 @@ export class Celery implements ResultHost {
       const [name, taskOptions] = typeof task === "string" ? [task, {}] : [task.name, task.options];
       messages.push(await this.buildMessage(name, taskOptions, options, false));
     }
-    if (this.options.backend !== undefined && messages.length > 0) {
-      const backend = this.resultBackendOrThrow();
-      for (const m of messages) await backend.onTaskCall?.(m.meta.id);
-    }
+    const backend = messages.length > 0 ? this.backendForSend() : undefined;
+    for (const m of messages) await backend?.onTaskCall?.(m.meta.id);
     const byTransport = new Map<Transport, number[]>();
     messages.forEach((m, i) => {
       const t = this.transportFor(m);
@@ -259,6 +257,20 @@ export class Celery implements ResultHost {
       connectTimeout: o.connectTimeout ?? this.options.connectTimeout ?? 10_000,
       publishTimeout: this.options.publishTimeout ?? 30_000,
     };
+  }
+
+  /**
+   * The backend to prepare before a send, if one is configured and this runtime has it: an edge
+   * bundle configured with redis:// still sends; only waiting throws UnsupportedRuntimeError.
+   */
+  private backendForSend(): ResultBackend | undefined {
+    if (this.options.backend === undefined) return undefined;
+    try {
+      return this.resultBackendOrThrow();
+    } catch (err) {
+      if (err instanceof UnsupportedRuntimeError) return undefined;
+      throw err;
+    }
   }
 
   resultBackendOrThrow(): ResultBackend {

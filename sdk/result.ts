@@ -4,6 +4,7 @@
  */
 import { ConfigurationError, TaskFailedError } from "./errors.js";
 import { READY_STATES, type ResultMeta, type TaskState } from "./backends/backend.js";
+import { exceptionInfo } from "./backends/exceptions.js";
 
 /** What `AsyncResult` needs from the app; kept narrow so results can be re-attached anywhere. */
 export interface ResultHost {
@@ -25,10 +26,11 @@ export interface TaskFailure {
 }
 
 export function failureOf(meta: ResultMeta): TaskFailedError {
-  const r = (meta.result ?? {}) as { exc_type?: string; exc_message?: unknown; exc_module?: string };
-  const excMessage = Array.isArray(r.exc_message) ? r.exc_message.map(String).join(", ") : String(r.exc_message ?? "");
-  const excType = meta.status === "REVOKED" ? "TaskRevokedError" : (r.exc_type ?? "Exception");
-  return new TaskFailedError(meta.taskId, excType, excMessage, meta.traceback);
+  // Celery's exception dict (json/yaml/msgpack) or a pickled exception; the message is Python's str(exc).
+  const info = exceptionInfo(meta.result);
+  const stored = meta.result !== null && meta.result !== undefined;
+  const excType = meta.status === "REVOKED" && !stored ? "TaskRevokedError" : info.excType;
+  return new TaskFailedError(meta.taskId, excType, info.excMessage, meta.traceback);
 }
 
 export class AsyncResult<R = unknown> {

@@ -71,9 +71,10 @@ export function exceptionInfo(result: unknown): ExceptionInfo {
   if (r && r.exc_type !== undefined) {
     const args = r.exc_message;
     const excArgs = Array.isArray(args) ? [...args] : args === undefined || args === null ? [] : [args];
+    const excType = asText(r.exc_type) ?? String(r.exc_type);
     return {
-      excType: asText(r.exc_type) ?? String(r.exc_type),
-      excMessage: Array.isArray(args) ? pyStr(excArgs) : args === undefined || args === null ? "" : strOf(args),
+      excType,
+      excMessage: Array.isArray(args) ? pyStr(excArgs, excType) : args === undefined || args === null ? "" : strOf(args),
       excArgs,
       excModule: asText(r.exc_module),
     };
@@ -109,13 +110,16 @@ function reducedException(value: unknown): ExceptionInfo | null {
       excModule: asText(args[0]),
     };
   }
-  return { excType: name, excMessage: pyStr(args), excArgs: args, excModule: module };
+  return { excType: name, excMessage: pyStr(args, name), excArgs: args, excModule: module };
 }
 
-/** Python's `str(BaseException(*args))`: "" for none, `str(arg)` for one, the tuple's repr otherwise. */
-export function pyStr(args: readonly unknown[]): string {
+/**
+ * Python's `str(BaseException(*args))`: "" for none, `str(arg)` for one (`repr(arg)` for KeyError,
+ * whose `__str__` quotes the key), the tuple's repr otherwise.
+ */
+export function pyStr(args: readonly unknown[], excType = "Exception"): string {
   if (args.length === 0) return "";
-  if (args.length === 1) return strOf(args[0]);
+  if (args.length === 1) return excType === "KeyError" ? pyRepr(args[0]) : strOf(args[0]);
   return `(${args.map(pyRepr).join(", ")})`;
 }
 

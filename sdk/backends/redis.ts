@@ -92,10 +92,11 @@ export function decodeStoredMeta(bytes: Uint8Array, taskId: string, resultSerial
       firstError ??= err;
     }
   }
-  throw new ResultBackendError(
-    `cannot decode the stored result of task ${taskId} as ${[...tried].join(" or ")} (set the app's resultSerializer to the worker's result_serializer)`,
-    { cause: firstError },
-  );
+  const reason = firstError instanceof Error ? firstError.message : String(firstError);
+  const hint = tried.size > 1 ? "; set the app's resultSerializer to the worker's result_serializer" : "";
+  throw new ResultBackendError(`cannot decode the stored result of task ${taskId} as ${[...tried].join(" or ")}: ${reason}${hint}`, {
+    cause: firstError,
+  });
 }
 
 type Client = ReturnType<typeof createBinaryClient>;
@@ -385,26 +386,26 @@ export class RedisBackend implements ResultBackend {
 
   private async connect(role: string): Promise<Client> {
     const client = createBinaryClient(this.target, `${this.clientName}:${role}`, this.connectTimeout);
+    let connected = false;
     let firstError: Error | undefined;
-    const early = (err: Error): void => {
-      firstError ??= err;
-    };
-    client.on("error", early);
+    // Never `off()` on this client: it is a withTypeMapping view whose EventEmitter state lives on the
+    // base client, and removing the last listener would detach the view from the events for good.
+    client.on("error", (err: Error) => {
+      if (!connected) firstError ??= err;
+    });
     try {
       await client.connect();
     } catch (err) {
       client.destroy();
       const reason = err instanceof Error ? err : firstError;
       throw new ResultBackendError(`cannot connect to ${this.where}: ${reason?.message ?? String(err)}`, { cause: reason ?? err });
-    } finally {
-      client.off("error", early);
     }
+    connected = true;
     this.connectionsOpened++;
     if (this.closed) {
       client.destroy();
       throw new ResultBackendError("the redis result backend is closed");
     }
-    client.on("error", () => {}); // handled by the role's listeners; never an unhandled 'error' event
     return client;
   }
 }

@@ -249,7 +249,8 @@ export class RpcBackend implements ResultBackend {
     model.on("error", () => {}); // a 'close' follows
     model.on("close", (err?: Error) => lose("lost the broker connection", err));
     channel.on("error", () => {});
-    channel.on("close", () => lose("the result channel closed"));
+    // The connection's 'close' (which carries the reason) follows a channel closed with it; let it speak first.
+    channel.on("close", () => setTimeout(() => lose("the result channel closed"), 0));
     if (this.closed) {
       link.dead = true;
       await model.close().catch(() => {});

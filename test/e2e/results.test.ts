@@ -18,7 +18,7 @@ import { decodeStoredMeta, type RedisBackend } from "../../sdk/backends/redis.js
 import { getSerializer } from "../../sdk/serializers/index.js";
 import type { RpcBackend } from "../../sdk/backends/rpc.js";
 import { startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.js";
-import { deleteQueues, rabbitmqctl } from "../helpers/rabbit.js";
+import { deleteQueues, rabbitmqctl, withChannel } from "../helpers/rabbit.js";
 
 const BROKER = "amqp://guest:guest@127.0.0.1:5672//";
 const REDIS = "redis://127.0.0.1:6379/0";
@@ -32,6 +32,14 @@ const privateQueue = (): string => `ce.results.${process.pid}.${++queueCount}`;
 
 function newApp(queue: string, options: Partial<CeleryOptions> = {}): Celery {
   return new Celery({ broker: BROKER, backend: REDIS, defaultQueue: queue, ...options });
+}
+
+/** Removes a private queue and the direct exchange of the same name that worker and SDK declared. */
+async function dropQueue(queue: string): Promise<void> {
+  await deleteQueues([queue]);
+  await withChannel(async (channel) => {
+    await channel.deleteExchange(queue);
+  });
 }
 
 function startWorker(queue: string, options: Parameters<typeof startCeleryWorker>[0] = {}): Promise<CeleryWorker> {
@@ -105,7 +113,7 @@ describe.each(["json", "msgpack", "yaml", "pickle"])("the redis:// backend with 
   afterAll(async () => {
     await app?.close();
     await worker?.stop();
-    await deleteQueues([queue]);
+    await dropQueue(queue);
   });
 
   printLogsOnFailure(() => worker);
@@ -229,7 +237,7 @@ describe("the redis:// backend", () => {
     redis?.destroy();
     await app?.close();
     await worker?.stop();
-    await deleteQueues([queue]);
+    await dropQueue(queue);
   });
 
   printLogsOnFailure(() => worker);
@@ -343,7 +351,7 @@ describe("the redis:// backend", () => {
     const backend = app.resultBackendOrThrow() as RedisBackend;
     const opened = backend.connectionsOpened;
     // Four busy pool processes keep the 200 tasks queued while the subscription is checked.
-    const blockers = await Promise.all([0, 1, 2, 3].map(() => sleep.delay(1)));
+    const blockers = await Promise.all([0, 1, 2, 3].map(() => sleep.delay(2)));
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => add.delay(i, i)));
     const started = Date.now();
 
@@ -360,7 +368,9 @@ describe("the redis:// backend", () => {
     expect(during.map((c) => c.name).sort()).toEqual([`celery-edge:${app.oid}:command`, `celery-edge:${app.oid}:subscriber`]);
     expect(during.find((c) => c.name.endsWith(":subscriber"))?.sub).toBe(200);
     expect(backend.connectionsOpened - opened).toBeLessThanOrEqual(2);
-    console.info(`redis:// gather of 200 results: ${elapsed} ms, ${during.length} Redis connections, ${backend.connectionsOpened} opened by the backend in total`);
+    console.info(
+      `redis:// gather of 200 results (behind 2 s of blocking tasks): ${elapsed} ms, ${during.length} Redis connections, ${backend.connectionsOpened} opened by the backend in total`,
+    );
   });
 
   it("unsubscribes every channel once the wait is over", async () => {
@@ -427,7 +437,7 @@ describe("the rpc:// backend", () => {
   afterAll(async () => {
     await app?.close();
     await worker?.stop();
-    await deleteQueues([queue]);
+    await dropQueue(queue);
   });
 
   printLogsOnFailure(() => worker);
@@ -519,7 +529,6 @@ describe("the rpc:// backend", () => {
     // Arrange
     const { add } = tasksOf(app);
     const backend = app.resultBackendOrThrow() as RpcBackend;
-    const opened = backend.connectionsOpened;
     const results: AsyncResult<number>[] = await Promise.all(Array.from({ length: 200 }, (_, i) => add.delay(i, 1)));
     const started = Date.now();
 
@@ -530,7 +539,6 @@ describe("the rpc:// backend", () => {
 
     // Assert
     expect(values).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
-    expect(backend.connectionsOpened - opened).toBe(0);
     expect(backend.connectionsOpened).toBe(1);
     expect(consumers).toHaveLength(1);
     console.info(`rpc:// gather of 200 results: ${elapsed} ms, ${backend.connectionsOpened} AMQP connection, ${consumers.length} consumer`);
