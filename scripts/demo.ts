@@ -13,7 +13,7 @@ import { startCeleryWorker } from "../test/helpers/celery-worker.js";
 
 const BROKER = "amqp://guest:guest@127.0.0.1:5672//";
 const BACKEND = "redis://127.0.0.1:6379/0";
-const show = (label: string, value: unknown): void => console.log(`  ${label.padEnd(58)} → ${JSON.stringify(value)}`);
+const show = (label: string, value: unknown): void => console.log(`  ${label.padEnd(70)} → ${JSON.stringify(value)}`);
 
 async function main(): Promise<void> {
   console.log("Starting a real Celery worker (Debian python3-celery)…");
