@@ -124,7 +124,7 @@ export class SqsTransport implements Transport {
         return;
       }
       // A task beyond SQS's delay will be parked in Scheduler: refuse now what Scheduler would refuse later.
-      if (this.secondsToEta(m) > SQS_MAX_DELAY_SECONDS && size + PARK_MARK_BYTES > SCHEDULER_MAX_INPUT_BYTES) {
+      if (this.secondsToEta(m) > this.maxDelaySeconds && size + PARK_MARK_BYTES > SCHEDULER_MAX_INPUT_BYTES) {
         outcomes[index] = {
           ok: false,
           error: new PayloadTooLargeError(`far-ETA task ${m.meta.id} (${m.meta.name}) as a Scheduler Input`, size + PARK_MARK_BYTES, SCHEDULER_MAX_INPUT_BYTES),
@@ -154,7 +154,7 @@ export class SqsTransport implements Transport {
   private async client(): Promise<AwsClient> {
     const creds = typeof this.credentials === "function" ? await this.credentials() : (this.credentials ?? envCredentials());
     if (!creds) throw new ConfigurationError("sqsRelay: no AWS credentials (pass `credentials`, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)");
-    return new AwsClient({ ...creds, service: "sqs", region: this.region, retries: 2 });
+    return new AwsClient({ ...creds, service: "sqs", region: this.region });
   }
 
   private async sendBatch(batch: Entry[], messages: readonly TaskMessage[], outcomes: PublishOutcome[], options: PublishOptions): Promise<void> {
@@ -167,12 +167,8 @@ export class SqsTransport implements Transport {
     try {
       const aws = await this.client();
       const signal = options.connectTimeout ? AbortSignal.timeout(options.connectTimeout + (options.publishTimeout ?? 30_000)) : null;
-      response = await aws.fetch(this.endpoint, {
-        method: "POST",
-        headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.SendMessageBatch" },
-        body: JSON.stringify({ QueueUrl: this.queueUrl, Entries: batch.map((e, i) => ({ Id: String(i), ...e.request })) }),
-        ...(signal ? { signal } : {}),
-      });
+      const body = JSON.stringify({ QueueUrl: this.queueUrl, Entries: batch.map((e, i) => ({ Id: String(i), ...e.request })) });
+      response = await this.send(aws, body, signal);
     } catch (err) {
       fail(asCeleryError(err, (m, cause) => new ConnectionError(`SQS SendMessageBatch to ${this.queueUrl} failed: ${m}; the tasks were not sent`, { cause })));
       return;
@@ -200,6 +196,21 @@ export class SqsTransport implements Transport {
     batch.forEach((e) => {
       outcomes[e.index] ??= { ok: false, error: new PublishError("ERR_PUBLISH", `SQS answered without a result for task ${messages[e.index]!.meta.id}; treat it as not sent`) };
     });
+  }
+
+  /** Signs and sends, retrying throttling and 5xx (SQS is at-least-once; a retry cannot lose a task). */
+  private async send(aws: AwsClient, body: string, signal: AbortSignal | null): Promise<Response> {
+    for (let attempt = 0; ; attempt++) {
+      const request = await aws.sign(this.endpoint, {
+        method: "POST",
+        headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.SendMessageBatch" },
+        body,
+        ...(signal ? { signal } : {}),
+      });
+      const response = await this.fetchFn(request);
+      if ((response.status !== 429 && response.status < 500) || attempt >= 2) return response;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
   }
 
   async close(): Promise<void> {
