@@ -6,9 +6,11 @@
 import { registerTransportFactory } from "./registry.js";
 import { amqpTransport } from "./transports/amqp.js";
 import { registerNodeBackends } from "./backends/node.js";
+import { registerAllSerializers } from "./serializers/all.js";
 
 registerTransportFactory(["amqp", "amqps", "pyamqp"], (url) => amqpTransport(url));
 registerNodeBackends();
+registerAllSerializers();
 
 export {
   Celery,
@@ -63,4 +65,5 @@ export type {
   ErrorCode,
 } from "./index.js";
 export { AmqpTransport, amqpTransport } from "./transports/amqp.js";
+export { registerAllSerializers } from "./serializers/all.js";
 export type { AmqpTransportOptions } from "./transports/amqp.js";

@@ -9,10 +9,11 @@
  * subscriber connection and one command connection, however many ids are awaited.
  */
 import { RESP_TYPES, createClient } from "redis";
-import { ConfigurationError, ResultBackendError, TimeoutError, asCeleryError, type CeleryError } from "../errors.js";
+import { ConfigurationError, ResultBackendError, asCeleryError, type CeleryError } from "../errors.js";
 import { getSerializer } from "../serializers/index.js";
-import { READY_STATES, type ResultBackend, type ResultMeta, type WaitOptions } from "./backend.js";
+import type { ResultBackend, ResultMeta, WaitOptions } from "./backend.js";
 import { metaFromStored, pendingMeta } from "./exceptions.js";
+import { WaiterRegistry, type Wait } from "./waiters.js";
 
 /** Celery's `KeyValueStoreBackend.task_keyprefix`. */
 export const TASK_KEY_PREFIX = "celery-task-meta-";
@@ -118,14 +119,6 @@ function createBinaryClient(target: RedisTarget, name: string, connectTimeout: n
   }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
 }
 
-/** One `waitFor` call. */
-interface Waiter {
-  pending: Set<string>;
-  metas: Map<string, ResultMeta>;
-  resolve(metas: Map<string, ResultMeta>): void;
-  reject(error: CeleryError): void;
-}
-
 interface Subscription {
   client: Client;
   /** UNSUBSCRIBEs in flight: a new SUBSCRIBE to the channel waits for them. */
@@ -143,8 +136,7 @@ export class RedisBackend implements ResultBackend {
   private readonly clientName: string;
   private command: Promise<Client> | undefined;
   private subscription: Promise<Subscription> | undefined;
-  /** Waits per task id. */
-  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly waiters: WaiterRegistry;
   /** Per awaited id: resolves once SUBSCRIBE took effect for its channel. */
   private readonly channelReady = new Map<string, Promise<void>>();
   private closed = false;
@@ -155,6 +147,7 @@ export class RedisBackend implements ResultBackend {
     this.connectTimeout = options.connectTimeout ?? 10_000;
     this.clientName = options.clientName ?? "celery-edge";
     getSerializer(this.serializer); // unknown names fail at construction
+    this.waiters = new WaiterRegistry({ where: this.where, watch: (ids) => this.watch(ids), unwatch: (ids) => this.unwatch(ids) });
   }
 
   /** `redis://host:port/db`, without credentials. */
@@ -172,61 +165,15 @@ export class RedisBackend implements ResultBackend {
   }
 
   waitFor(taskIds: readonly string[], options: WaitOptions = {}): Promise<Map<string, ResultMeta>> {
-    const ids = [...new Set(taskIds)];
-    if (ids.length === 0) return Promise.resolve(new Map());
-    if (this.closed) return Promise.reject(new ResultBackendError("the redis result backend is closed"));
-    return new Promise<Map<string, ResultMeta>>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const done = (): void => {
-        clearTimeout(timer);
-        this.release(waiter, ids);
-      };
-      const waiter: Waiter = {
-        pending: new Set(ids),
-        metas: new Map(),
-        resolve: (m) => {
-          done();
-          resolve(m);
-        },
-        reject: (e) => {
-          done();
-          reject(e);
-        },
-      };
-      if (options.timeout !== undefined) {
-        timer = setTimeout(() => {
-          const left = [...waiter.pending];
-          waiter.reject(
-            new TimeoutError(
-              `timed out after ${options.timeout} ms waiting for ${left.length === 1 ? `task ${left[0]}` : `${left.length} of ${ids.length} tasks (${left.slice(0, 3).join(", ")}${left.length > 3 ? ", …" : ""})`}`,
-            ),
-          );
-        }, options.timeout);
-      }
-      const fresh: string[] = [];
-      for (const id of ids) {
-        const set = this.waiters.get(id);
-        if (set) set.add(waiter);
-        else {
-          this.waiters.set(id, new Set([waiter]));
-          fresh.push(id);
-        }
-      }
-      if (fresh.length > 0) {
-        const subscribed = this.subscribe(fresh);
-        subscribed.catch(() => {}); // each waiter observes it through channelReady
-        for (const id of fresh) this.channelReady.set(id, subscribed);
-      }
-      this.start(waiter, ids).catch((err: unknown) =>
-        waiter.reject(asCeleryError(err, (m, cause) => new ResultBackendError(`waiting for results on ${this.where}: ${m}`, { cause }))),
-      );
-    });
+    // An empty wait succeeds even on a closed backend: there is nothing it would need the server for.
+    if (this.closed && taskIds.length > 0) return Promise.reject(new ResultBackendError("the redis result backend is closed"));
+    return this.waiters.wait(taskIds, { timeout: options.timeout, start: (wait) => this.start(wait) });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.failAll(new ResultBackendError("the redis result backend was closed while waiting"));
+    this.waiters.rejectAll(new ResultBackendError("the redis result backend was closed while waiting"));
     const [command, subscription] = [this.command, this.subscription];
     this.command = undefined;
     this.subscription = undefined;
@@ -237,10 +184,10 @@ export class RedisBackend implements ResultBackend {
   }
 
   /** Waits until every id's channel is subscribed, then MGETs what was stored before. */
-  private async start(waiter: Waiter, ids: string[]): Promise<void> {
-    await Promise.all(ids.map((id) => this.channelReady.get(id)));
-    if (!isLive(waiter)) return;
-    const keys = [...waiter.pending].map((id) => TASK_KEY_PREFIX + id);
+  private async start(wait: Wait): Promise<void> {
+    await Promise.all(wait.ids.map((id) => this.channelReady.get(id)));
+    if (wait.pending.size === 0) return;
+    const keys = [...wait.pending].map((id) => TASK_KEY_PREFIX + id);
     const stored = await this.run((c) => c.mGet(keys), `reading ${keys.length} results`);
     keys.forEach((key, i) => {
       const bytes = stored[i];
@@ -263,40 +210,33 @@ export class RedisBackend implements ResultBackend {
     if (key.startsWith(TASK_KEY_PREFIX)) this.deliver(key.slice(TASK_KEY_PREFIX.length), message);
   };
 
+  /** A message can still come in on a channel whose last wait just ended (its UNSUBSCRIBE is in flight). */
   private deliver(taskId: string, bytes: Uint8Array): void {
-    const waiting = this.waiters.get(taskId);
-    if (!waiting) return;
+    if (!this.waiters.has(taskId)) return;
     let meta: ResultMeta;
     try {
       meta = decodeStoredMeta(bytes, taskId, this.serializer);
     } catch (err) {
-      for (const w of [...waiting]) w.reject(err as CeleryError);
+      this.waiters.rejectFor(taskId, err as CeleryError);
       return;
     }
-    // STARTED/RETRY are published too; a wait ends only on a ready state, as in Celery.
-    if (!READY_STATES.has(meta.status)) return;
-    for (const w of [...waiting]) {
-      if (!w.pending.delete(taskId)) continue;
-      w.metas.set(taskId, meta);
-      if (w.pending.size === 0) w.resolve(w.metas);
-    }
+    this.waiters.deliver(taskId, meta);
   }
 
-  /** Drops a finished wait; channels nobody waits on any more are unsubscribed. */
-  private release(waiter: Waiter, ids: string[]): void {
-    waiter.pending.clear();
-    const idle: string[] = [];
-    const before: Array<Promise<void> | undefined> = [];
-    for (const id of ids) {
-      const set = this.waiters.get(id);
-      if (!set?.delete(waiter) || set.size > 0) continue;
-      this.waiters.delete(id);
-      before.push(this.channelReady.get(id));
-      this.channelReady.delete(id);
-      idle.push(TASK_KEY_PREFIX + id);
-    }
+  /** One SUBSCRIBE for the ids nobody waited on yet; each of their waits starts once it took effect. */
+  private watch(ids: string[]): void {
+    const subscribed = this.subscribe(ids);
+    subscribed.catch(() => {}); // each waiter observes it through channelReady
+    for (const id of ids) this.channelReady.set(id, subscribed);
+  }
+
+  /** Channels nobody waits on any more are unsubscribed, once their SUBSCRIBE is through. */
+  private unwatch(ids: string[]): void {
+    const before = ids.map((id) => this.channelReady.get(id));
+    for (const id of ids) this.channelReady.delete(id);
+    const idle = ids.map((id) => TASK_KEY_PREFIX + id);
     const current = this.subscription;
-    if (idle.length === 0 || !current) return;
+    if (!current) return;
     void current
       .then((sub) => {
         if (sub.lost) return;
@@ -311,12 +251,6 @@ export class RedisBackend implements ResultBackend {
       .catch(() => {});
   }
 
-  private failAll(error: CeleryError): void {
-    const all = new Set<Waiter>();
-    for (const set of this.waiters.values()) for (const w of set) all.add(w);
-    for (const w of all) w.reject(error);
-  }
-
   /** The shared subscriber connection; losing it fails every wait in flight. */
   private subscriber(): Promise<Subscription> {
     if (this.subscription) return this.subscription;
@@ -328,7 +262,7 @@ export class RedisBackend implements ResultBackend {
         sub.lost = true;
         if (this.subscription === attempt) this.subscription = undefined;
         client.destroy();
-        this.failAll(
+        this.waiters.rejectAll(
           new ResultBackendError(`lost the connection to ${this.where} while waiting for results${err ? `: ${err.message}` : ""}`, {
             cause: err,
           }),
@@ -409,8 +343,6 @@ export class RedisBackend implements ResultBackend {
     return client;
   }
 }
-
-const isLive = (w: Waiter): boolean => w.pending.size > 0;
 
 async function shut(client: Client): Promise<void> {
   try {

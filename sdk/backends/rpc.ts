@@ -14,10 +14,11 @@
  */
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from "amqplib";
 import { decompress } from "../compression.js";
-import { ConfigurationError, ResultBackendError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
+import { ConfigurationError, ResultBackendError, TimeoutError, asCeleryError, redact } from "../errors.js";
 import { serializerForContentType } from "../serializers/index.js";
-import { READY_STATES, type ResultBackend, type ResultMeta, type WaitOptions } from "./backend.js";
+import type { ResultBackend, ResultMeta, WaitOptions } from "./backend.js";
 import { metaFromStored, pendingMeta } from "./exceptions.js";
+import { WaiterRegistry } from "./waiters.js";
 
 export interface RpcBackendOptions {
   /** The broker's `amqp://` URL; results travel over their own connection to it. */
@@ -40,13 +41,6 @@ interface Link {
   declared: Promise<void> | undefined;
   consuming: Promise<void> | undefined;
   dead: boolean;
-}
-
-interface Waiter {
-  pending: Set<string>;
-  metas: Map<string, ResultMeta>;
-  resolve(metas: Map<string, ResultMeta>): void;
-  reject(error: CeleryError): void;
 }
 
 /** `host:port/vhost`, without credentials. */
@@ -88,7 +82,7 @@ export class RpcBackend implements ResultBackend {
   private current: Link | undefined;
   /** Last state seen per task id (Celery's `_cache` + `_out_of_band`). */
   private readonly cache = new Map<string, ResultMeta>();
-  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly waiters: WaiterRegistry;
   /** Deliveries are handled in order (decompression is async; STARTED must not overtake SUCCESS). */
   private handling: Promise<void> = Promise.resolve();
   private closed = false;
@@ -100,6 +94,7 @@ export class RpcBackend implements ResultBackend {
     this.expiresMs = Math.round((options.expires ?? 86_400) * 1000);
     this.connectTimeout = options.connectTimeout ?? 10_000;
     this.maxCached = options.maxCachedResults ?? 10_000;
+    this.waiters = new WaiterRegistry({ where: this.where });
   }
 
   /** Declares the reply queue before a task is published (Celery's `RPCBackend.on_task_call`). */
@@ -123,66 +118,20 @@ export class RpcBackend implements ResultBackend {
   }
 
   waitFor(taskIds: readonly string[], options: WaitOptions = {}): Promise<Map<string, ResultMeta>> {
-    const ids = [...new Set(taskIds)];
-    if (ids.length === 0) return Promise.resolve(new Map());
-    if (this.closed) return Promise.reject(new ResultBackendError("the rpc:// result backend is closed"));
-    return new Promise<Map<string, ResultMeta>>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const done = (): void => {
-        clearTimeout(timer);
-        waiter.pending.clear();
-        for (const id of ids) {
-          const set = this.waiters.get(id);
-          if (set?.delete(waiter) && set.size === 0) this.waiters.delete(id);
-        }
-      };
-      const waiter: Waiter = {
-        pending: new Set(ids),
-        metas: new Map(),
-        resolve: (m) => {
-          done();
-          resolve(m);
-        },
-        reject: (e) => {
-          done();
-          reject(e);
-        },
-      };
-      for (const id of ids) {
-        const seen = this.cache.get(id);
-        if (seen && READY_STATES.has(seen.status)) {
-          waiter.pending.delete(id);
-          waiter.metas.set(id, seen);
-        }
-      }
-      if (waiter.pending.size === 0) return resolve(waiter.metas);
-      for (const id of waiter.pending) {
-        const set = this.waiters.get(id);
-        if (set) set.add(waiter);
-        else this.waiters.set(id, new Set([waiter]));
-      }
-      if (options.timeout !== undefined) {
-        timer = setTimeout(() => {
-          const left = [...waiter.pending];
-          waiter.reject(
-            new TimeoutError(
-              `timed out after ${options.timeout} ms waiting for ${left.length === 1 ? `task ${left[0]}` : `${left.length} of ${ids.length} tasks (${left.slice(0, 3).join(", ")}${left.length > 3 ? ", …" : ""})`}`,
-            ),
-          );
-        }, options.timeout);
-      }
-      this.connected()
-        .then((link) => this.consume(link))
-        .catch((err: unknown) =>
-          waiter.reject(asCeleryError(err, (m, cause) => new ResultBackendError(`waiting for results on ${this.where}: ${m}`, { cause }))),
-        );
+    // An empty wait succeeds even on a closed backend: there is nothing it would need the broker for.
+    if (this.closed && taskIds.length > 0) return Promise.reject(new ResultBackendError("the rpc:// result backend is closed"));
+    return this.waiters.wait(taskIds, {
+      timeout: options.timeout,
+      // The reply queue is consumed once: a result that came in before this wait is only in the cache.
+      known: (id) => this.cache.get(id),
+      start: (): Promise<void> => this.connected().then((link) => this.consume(link)),
     });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.failAll(new ResultBackendError("the rpc:// result backend was closed while waiting"));
+    this.waiters.rejectAll(new ResultBackendError("the rpc:// result backend was closed while waiting"));
     const link = this.link;
     this.link = undefined;
     await link
@@ -239,7 +188,7 @@ export class RpcBackend implements ResultBackend {
         this.current = undefined;
         this.link = undefined;
       }
-      this.failAll(
+      this.waiters.rejectAll(
         new ResultBackendError(`${reason} while waiting for rpc:// results on ${this.where}${err ? `: ${redact(err.message)}` : ""}`, {
           cause: err,
         }),
@@ -294,7 +243,7 @@ export class RpcBackend implements ResultBackend {
       // The broker cancelled the consumer: the reply queue was deleted.
       link.consuming = undefined;
       link.declared = undefined;
-      this.failAll(new ResultBackendError(`the reply queue ${this.replyTo} was deleted while waiting for rpc:// results`));
+      this.waiters.rejectAll(new ResultBackendError(`the reply queue ${this.replyTo} was deleted while waiting for rpc:// results`));
       return;
     }
     this.handling = this.handling.then(() => this.handle(msg)).catch(() => {});
@@ -320,18 +269,13 @@ export class RpcBackend implements ResultBackend {
         `cannot decode the rpc:// result${correlationId ? ` of task ${correlationId}` : ""}: ${err instanceof Error ? err.message : String(err)}`,
         { cause: err },
       );
-      if (correlationId) for (const w of [...(this.waiters.get(correlationId) ?? [])]) w.reject(error);
+      if (correlationId) this.waiters.rejectFor(correlationId, error);
       return;
     }
     const taskId = correlationId ?? meta.taskId;
     if (taskId !== meta.taskId) meta = { ...meta, taskId };
     this.remember(taskId, meta);
-    if (!READY_STATES.has(meta.status)) return;
-    for (const w of [...(this.waiters.get(taskId) ?? [])]) {
-      if (!w.pending.delete(taskId)) continue;
-      w.metas.set(taskId, meta);
-      if (w.pending.size === 0) w.resolve(w.metas);
-    }
+    this.waiters.deliver(taskId, meta);
   }
 
   private remember(taskId: string, meta: ResultMeta): void {
@@ -341,12 +285,6 @@ export class RpcBackend implements ResultBackend {
       const oldest = this.cache.keys().next().value as string;
       this.cache.delete(oldest);
     }
-  }
-
-  private failAll(error: CeleryError): void {
-    const all = new Set<Waiter>();
-    for (const set of this.waiters.values()) for (const w of set) all.add(w);
-    for (const w of all) w.reject(error);
   }
 
   private async guard<T>(work: Promise<T>, what: string): Promise<T> {

@@ -23,6 +23,12 @@ export function formatPyFloat(x: number): string {
   if (x === Infinity) return "inf";
   if (x === -Infinity) return "-inf";
   if (x === 0) return Object.is(x, -0) ? "-0.0" : "0.0";
+  const abs = Math.abs(x);
+  if (abs >= 1e-4 && abs < 1e16) {
+    // Both languages write this range in plain decimal with the same digits; Python adds ".0".
+    const plain = String(x);
+    return plain.includes(".") ? plain : `${plain}.0`;
+  }
   const sign = x < 0 ? "-" : "";
   // Number#toString gives the shortest digits that round-trip, with the same tie rule as
   // Python's repr (closest to the exact value); only the layout differs.
@@ -225,7 +231,7 @@ function scalarText(v: unknown): string {
     case "boolean":
       return v ? "True" : "False";
     case "number":
-      return isPythonInt(v) ? String(v === 0 ? 0 : v) : formatPyFloat(v);
+      return isPythonInt(v) ? String(v) : formatPyFloat(v);
     case "bigint":
       return String(v);
     case "undefined":

@@ -33,7 +33,7 @@ export function headersV2(f: TaskFields): Record<string, HeaderValue> {
 }
 
 export function bodyV2(f: TaskFields): unknown {
-  return PyTuple.of(f.args, f.kwargs, {
+  return PyTuple.of<unknown>(f.args, f.kwargs, {
     callbacks: f.callbacks?.map(signatureDict) ?? null,
     errbacks: f.errbacks?.map(signatureDict) ?? null,
     chain: null,

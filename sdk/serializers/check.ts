@@ -74,78 +74,86 @@ export function childPath(parent: string, key: string | number): string {
  * carry, naming where it sits relative to `root`. Shared references are fine; cycles are not.
  */
 export function checkValue(value: unknown, options: CheckOptions, root = "value"): void {
-  walk(value, options, root, new Set<object>(), 0);
+  new Walker(options, root).walk(value);
 }
 
-function fail(options: CheckOptions, path: string, what: string, hint = ""): never {
-  throw new SerializationError(`${options.format} cannot carry ${what} at ${path}${hint ? `: ${hint}` : ""}`, path);
-}
+/** Keeps the keys leading to the current value; the path string is only built for an error. */
+class Walker {
+  private readonly trail: Array<string | number> = [];
+  private readonly ancestors = new Set<object>();
 
-function walk(value: unknown, options: CheckOptions, path: string, ancestors: Set<object>, depth: number): void {
-  switch (typeof value) {
-    case "string":
-      if (!options.allowLoneSurrogates && hasLoneSurrogate(value)) {
-        fail(options, path, "a string with an unpaired UTF-16 surrogate", "it is not valid UTF-8");
-      }
-      return;
-    case "boolean":
-      return;
-    case "number":
-      if (!Number.isFinite(value) && !options.allowNonFinite) {
-        fail(options, path, String(value), "Python would write it, but it is not valid in this format");
-      }
-      return;
-    case "bigint":
-      if (value > MAX_SAFE || value < -MAX_SAFE) {
-        fail(options, path, `the bigint ${value}`, "only integers within ±(2^53 - 1) round-trip through JavaScript");
-      }
-      return;
-    case "undefined":
-      fail(options, path, "undefined", "use null for Python None");
-    // eslint-disable-next-line no-fallthrough -- fail() never returns
-    case "function":
-      fail(options, path, "a function");
-    // eslint-disable-next-line no-fallthrough
-    case "symbol":
-      fail(options, path, "a symbol");
+  constructor(
+    private readonly options: CheckOptions,
+    private readonly root: string,
+  ) {}
+
+  private fail(what: string, hint = ""): never {
+    const path = this.trail.reduce<string>((parent, key) => childPath(parent, key), this.root);
+    throw new SerializationError(`${this.options.format} cannot carry ${what} at ${path}${hint ? `: ${hint}` : ""}`, path);
   }
-  if (value === null) return;
-  const obj = value as object;
-  if (obj instanceof Date) {
-    if (!isPythonDate(obj)) fail(options, path, "an invalid Date", "Python datetimes cover the years 1 to 9999");
-    return;
-  }
-  if (obj instanceof Uint8Array) {
-    if (!options.allowBytes) fail(options, path, "bytes (Uint8Array)", "encode them, e.g. as base64 text");
-    return;
-  }
-  const isArray = Array.isArray(obj);
-  if (isArray ? !isListLike(obj) : !isPlainObject(obj)) {
-    const name = (obj as { constructor?: { name?: string } }).constructor?.name ?? "object";
-    const hint = ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer ? "pass bytes as a Uint8Array" : "pass plain objects, arrays, PyTuple, Date or Uint8Array";
-    fail(options, path, `a ${name}`, hint);
-  }
-  if (ancestors.has(obj)) fail(options, path, "a circular reference");
-  if (depth >= MAX_DEPTH) fail(options, path, `values nested more than ${MAX_DEPTH} levels deep`);
-  ancestors.add(obj);
-  if (isArray) {
-    const items = obj as unknown[];
-    for (let i = 0; i < items.length; i++) {
-      // A hole reads as undefined; report it as such rather than skipping it like JSON.stringify.
-      walk(items[i], options, childPath(path, i), ancestors, depth + 1);
+
+  walk(value: unknown): void {
+    const options = this.options;
+    switch (typeof value) {
+      case "string":
+        if (!options.allowLoneSurrogates && hasLoneSurrogate(value)) this.fail("a string with an unpaired UTF-16 surrogate", "it is not valid UTF-8");
+        return;
+      case "boolean":
+        return;
+      case "number":
+        if (!Number.isFinite(value) && !options.allowNonFinite) {
+          this.fail(String(value), "it has no standard form in this format (Python would write a bare NaN/Infinity token that strict parsers reject)");
+        }
+        return;
+      case "bigint":
+        if (value > MAX_SAFE || value < -MAX_SAFE) this.fail(`the bigint ${value}`, "only integers within ±(2^53 - 1) round-trip through JavaScript");
+        return;
+      case "undefined":
+        return this.fail("undefined", "use null for Python None");
+      case "function":
+        return this.fail("a function");
+      case "symbol":
+        return this.fail("a symbol");
     }
-  } else {
-    if (Object.getOwnPropertySymbols(obj).length > 0) fail(options, path, "an object with symbol keys");
-    const record = obj as Record<string, unknown>;
-    for (const key of Object.keys(record)) {
-      const keyPath = childPath(path, key);
-      if (!options.allowLoneSurrogates && hasLoneSurrogate(key)) {
-        fail(options, keyPath, "a key with an unpaired UTF-16 surrogate", "it is not valid UTF-8");
-      }
-      walk(record[key], options, keyPath, ancestors, depth + 1);
+    if (value === null) return;
+    const obj = value as object;
+    if (obj instanceof Date) {
+      if (!isPythonDate(obj)) this.fail("an invalid Date", "Python datetimes cover the years 1 to 9999");
+      return;
     }
+    if (obj instanceof Uint8Array) {
+      if (!options.allowBytes) this.fail("bytes (Uint8Array)", "encode them, e.g. as base64 text");
+      return;
+    }
+    const isArray = Array.isArray(obj);
+    if (isArray ? !isListLike(obj) : !isPlainObject(obj)) {
+      const name = (obj as { constructor?: { name?: string } }).constructor?.name ?? "object";
+      const hint = ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer ? "pass bytes as a Uint8Array" : "pass plain objects, arrays, PyTuple, Date or Uint8Array";
+      this.fail(`a ${name}`, hint);
+    }
+    if (this.ancestors.has(obj)) this.fail("a circular reference");
+    if (this.trail.length >= MAX_DEPTH) this.fail(`values nested more than ${MAX_DEPTH} levels deep`);
+    this.ancestors.add(obj);
+    if (isArray) {
+      const items = obj as unknown[];
+      for (let i = 0; i < items.length; i++) {
+        this.trail.push(i);
+        // A hole reads as undefined; report it as such rather than skipping it like JSON.stringify.
+        this.walk(items[i]);
+        this.trail.pop();
+      }
+    } else {
+      if (Object.getOwnPropertySymbols(obj).length > 0) this.fail("an object with symbol keys");
+      const record = obj as Record<string, unknown>;
+      for (const key of Object.keys(record)) {
+        this.trail.push(key);
+        if (!options.allowLoneSurrogates && hasLoneSurrogate(key)) this.fail("a key with an unpaired UTF-16 surrogate", "it is not valid UTF-8");
+        this.walk(record[key]);
+        this.trail.pop();
+      }
+    }
+    this.ancestors.delete(obj);
   }
-  ancestors.delete(obj);
 }
 
 function isListLike(value: object): boolean {

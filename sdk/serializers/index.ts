@@ -1,15 +1,13 @@
 /**
  * @module
- * The serializer registry: kombu's four built-ins (json, yaml, msgpack, pickle) plus any the
- * application registers. Names pick the encoder for tasks; content types pick the decoder for
- * results, as kombu does on the worker side.
+ * The serializer registry. Names pick the encoder for tasks; content types pick the decoder for
+ * results, as kombu does on the worker side. Like kombu, where msgpack and yaml are extras, json is
+ * always here and the others are registered by `registerAllSerializers()` (`all.ts`): the Node
+ * entry does it; edge bundles opt in, so a worker script that only sends json stays a few KB.
  */
 import { ConfigurationError } from "../errors.js";
 import { jsonSerializer } from "./json.js";
-import { msgpackSerializer } from "./msgpack.js";
-import { pickleSerializer } from "./pickle.js";
 import type { Serializer } from "./serializer.js";
-import { yamlSerializer } from "./yaml.js";
 
 const byName = new Map<string, Serializer>();
 const byContentType = new Map<string, Serializer>();
@@ -32,7 +30,8 @@ export function getSerializer(name: string): Serializer {
   const serializer = byName.get(name);
   if (!serializer) {
     const known = [...byName.keys()].join(", ");
-    throw new ConfigurationError(`serializer must be one of ${known}; got ${JSON.stringify(name)}`, { code: "ERR_INVALID_OPTION" });
+    const hint = OPTIONAL.has(name) ? ` (${name} is not registered in this bundle: call registerAllSerializers() from "celery-edge/serializers")` : "";
+    throw new ConfigurationError(`serializer must be one of ${known}; got ${JSON.stringify(name)}${hint}`, { code: "ERR_INVALID_OPTION" });
   }
   return serializer;
 }
@@ -49,4 +48,6 @@ function normalizeContentType(contentType: string): string {
   return (contentType.split(";")[0] ?? "").trim().toLowerCase();
 }
 
-for (const builtin of [jsonSerializer, yamlSerializer, msgpackSerializer, pickleSerializer]) registerSerializer(builtin);
+const OPTIONAL = new Set(["yaml", "msgpack", "pickle"]);
+
+registerSerializer(jsonSerializer);

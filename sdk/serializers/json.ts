@@ -29,49 +29,33 @@ export function kombuJsonDate(date: Date): string {
 
 /** `json.dumps(value)` as kombu 5.2 calls it; `value` must already pass `checkValue`. */
 export function dumpsJson(value: unknown): string {
-  const out: string[] = [];
-  write(value, out);
-  return out.join("");
-}
-
-function write(value: unknown, out: string[]): void {
   switch (typeof value) {
     case "string":
-      out.push(quote(value));
-      return;
+      return quote(value);
     case "number":
-      out.push(isPythonInt(value) ? String(value === 0 ? 0 : value) : formatPyFloat(value));
-      return;
+      return isPythonInt(value) ? String(value) : formatPyFloat(value);
     case "bigint":
-      out.push(String(value));
-      return;
+      return String(value);
     case "boolean":
-      out.push(value ? "true" : "false");
-      return;
+      return value ? "true" : "false";
   }
-  if (value === null) {
-    out.push("null");
-  } else if (value instanceof Date) {
-    out.push(quote(kombuJsonDate(value)));
-  } else if (Array.isArray(value)) {
-    out.push("[");
-    for (let i = 0; i < value.length; i++) {
-      if (i > 0) out.push(", ");
-      write(value[i], out);
-    }
-    out.push("]");
-  } else {
-    const record = value as Record<string, unknown>;
-    out.push("{");
-    let first = true;
-    for (const key of Object.keys(record)) {
-      if (!first) out.push(", ");
-      first = false;
-      out.push(quote(key), ": ");
-      write(record[key], out);
-    }
-    out.push("}");
+  if (value === null) return "null";
+  if (value instanceof Date) return quote(kombuJsonDate(value));
+  // String concatenation, not an array join: V8 builds ropes, several times faster here.
+  let out: string;
+  if (Array.isArray(value)) {
+    out = "[";
+    for (let i = 0; i < value.length; i++) out += (i > 0 ? ", " : "") + dumpsJson(value[i]);
+    return `${out}]`;
   }
+  const record = value as Record<string, unknown>;
+  out = "{";
+  let first = true;
+  for (const key of Object.keys(record)) {
+    out += `${first ? "" : ", "}${quote(key)}: ${dumpsJson(record[key])}`;
+    first = false;
+  }
+  return `${out}}`;
 }
 
 const SHORT_ESCAPES: Record<string, string> = {
@@ -88,7 +72,10 @@ const SHORT_ESCAPES: Record<string, string> = {
 // astral characters come out as surrogate pairs and unpaired surrogates as themselves, like Python.
 const ESCAPE_RE = /["\\\u0000-\u001f\u007f-\uffff]/g;
 
+const PLAIN_RE = /^[^"\\\u0000-\u001f\u007f-\uffff]*$/;
+
 function quote(text: string): string {
+  if (PLAIN_RE.test(text)) return `"${text}"`;
   return `"${text.replace(ESCAPE_RE, (ch) => SHORT_ESCAPES[ch] ?? `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`)}"`;
 }
 

@@ -142,7 +142,8 @@ class PickleWriter {
   }
 
   private write(bytes: ArrayLike<number>): void {
-    this.buf.set(bytes, this.reserve(bytes.length));
+    const at = this.reserve(bytes.length); // may replace this.buf, so not inlined into the call
+    this.buf.set(bytes, at);
   }
 
   private commitFrame(): void {
@@ -195,7 +196,7 @@ class PickleWriter {
         this.write([value ? OP.NEWTRUE : OP.NEWFALSE]);
         return;
       case "number":
-        if (isPythonInt(value)) this.saveInt(value === 0 ? 0 : value);
+        if (isPythonInt(value)) this.saveInt(value);
         else this.saveFloat(value);
         return;
       case "bigint":
@@ -486,7 +487,6 @@ class PyTimedelta {
   constructor(readonly seconds: number) {}
 }
 
-const MARK = Symbol("mark");
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -563,6 +563,13 @@ class PickleReader {
     if (!previous) this.fail("MARK missing");
     this.stack = previous;
     return items;
+  }
+
+  /** Pops back to the last MARK and pushes what `build` makes of the items above it. */
+  private pushAfterMark(build: (items: unknown[]) => unknown): void {
+    // Not `this.stack.push(...)`: popMark replaces this.stack, and the receiver is read first.
+    const value = build(this.popMark());
+    this.stack.push(value);
   }
 
   read(): unknown {
@@ -644,21 +651,22 @@ class PickleReader {
         case OP.UNICODE:
           this.stack.push(unescapeRawUnicode(this.line()));
           break;
+        // new Uint8Array(view) copies, and gives a plain Uint8Array even when the input is a Buffer.
         case OP.SHORT_BINBYTES:
-          this.stack.push(this.take(this.u8()).slice());
+          this.stack.push(new Uint8Array(this.take(this.u8())));
           break;
         case OP.BINBYTES:
-          this.stack.push(this.take(this.u32()).slice());
+          this.stack.push(new Uint8Array(this.take(this.u32())));
           break;
         case OP.BINBYTES8:
         case OP.BYTEARRAY8:
-          this.stack.push(this.take(this.u64()).slice());
+          this.stack.push(new Uint8Array(this.take(this.u64())));
           break;
         case OP.EMPTY_LIST:
           this.stack.push([]);
           break;
         case OP.LIST:
-          this.stack.push(this.popMark());
+          this.pushAfterMark((items) => items);
           break;
         case OP.APPEND: {
           const item = this.pop();
@@ -695,7 +703,7 @@ class PickleReader {
           this.stack.push(new PyTuple());
           break;
         case OP.TUPLE:
-          this.stack.push(toTuple(this.popMark()));
+          this.pushAfterMark(toTuple);
           break;
         case OP.TUPLE1:
         case OP.TUPLE2:
@@ -715,7 +723,7 @@ class PickleReader {
           break;
         }
         case OP.FROZENSET:
-          this.stack.push(this.popMark());
+          this.pushAfterMark((items) => items);
           break;
         case OP.MEMOIZE:
           this.memo.set(this.memo.size, this.top());
@@ -784,8 +792,10 @@ class PickleReader {
 
   private setItems(dict: Record<string, unknown>, items: unknown[]): void {
     for (let i = 0; i + 1 < items.length; i += 2) {
+      const key = this.dictKey(items[i]);
       // defineProperty: a "__proto__" key stays an ordinary key instead of replacing the prototype.
-      Object.defineProperty(dict, this.dictKey(items[i]), { value: items[i + 1], enumerable: true, writable: true, configurable: true });
+      if (key === "__proto__") Object.defineProperty(dict, key, { value: items[i + 1], enumerable: true, writable: true, configurable: true });
+      else dict[key] = items[i + 1];
     }
   }
 

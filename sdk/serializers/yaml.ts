@@ -16,7 +16,8 @@
  * would receive. Bytes go as `!!binary`. Shared references are written out again at each use, not
  * as `&id001` anchors: the worker gets equal values, not one shared object.
  *
- * Decoding (results) uses the `yaml` library with its YAML 1.1 schema, which is PyYAML's.
+ * Decoding (results) uses the `yaml` library's YAML 1.1 parser with PyYAML's implicit types (its
+ * resolver patterns and constructors) in place of the library's, which differ (`y`, `1e5`).
  */
 import { parse, type ScalarTag, type Tags } from "yaml";
 import { SerializationError } from "../errors.js";
@@ -526,7 +527,7 @@ function represent(value: unknown): ScalarNode {
     case "boolean":
       return scalar("bool", value ? "true" : "false");
     case "number":
-      return isPythonInt(value) ? scalar("int", String(value === 0 ? 0 : value)) : scalar("float", floatText(value));
+      return isPythonInt(value) ? scalar("int", String(value)) : scalar("float", floatText(value));
     case "bigint":
       return scalar("int", String(value));
   }
@@ -607,6 +608,8 @@ const PYYAML_SCALARS: ScalarTag[] = [
   { tag: TAG + "int", default: true, test: pattern("int"), resolve: constructInt },
   { tag: TAG + "null", default: true, test: pattern("null"), resolve: () => null },
   { tag: TAG + "timestamp", default: true, test: pattern("timestamp"), resolve: constructTimestamp },
+  // The library would return a Node Buffer where there is one; results are plain Uint8Arrays everywhere.
+  { tag: TAG + "binary", resolve: (text) => Uint8Array.from(atob(text.replace(/\s+/g, "")), (ch) => ch.charCodeAt(0)) },
 ];
 const REPLACED = new Set(PYYAML_SCALARS.map((t) => t.tag));
 

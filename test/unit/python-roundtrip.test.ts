@@ -18,9 +18,12 @@ import { decodePickle } from "../../sdk/serializers/pickle.js";
 import { PyTuple } from "../../sdk/serializers/python-values.js";
 import { SerializationError } from "../../sdk/errors.js";
 import { FEATURES, pythonValue, taskBody, typedView, type Format, type Typed } from "../helpers/values.js";
+import { registerAllSerializers } from "../../sdk/serializers/all.js";
+
+registerAllSerializers();
 
 const PYTHON = "/usr/bin/python3";
-const RUNS = 15000;
+const RUNS = 1000;
 
 const ORACLE = String.raw`
 import base64, datetime, json, sys

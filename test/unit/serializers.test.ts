@@ -8,13 +8,18 @@
 import { describe, expect, it } from "vitest";
 import { ConfigurationError, SerializationError } from "../../sdk/errors.js";
 import { formatPyFloat, pyRepr } from "../../sdk/protocol/python-repr.js";
-import { checkValue, MAX_DEPTH } from "../../sdk/serializers/check.js";
+import { checkValue, MAX_DEPTH, type CheckOptions } from "../../sdk/serializers/check.js";
 import { getSerializer, registerSerializer, serializerForContentType } from "../../sdk/serializers/index.js";
 import { JSON_RULES } from "../../sdk/serializers/json.js";
-import { decodePickle, encodePickle } from "../../sdk/serializers/pickle.js";
+import { MSGPACK_RULES } from "../../sdk/serializers/msgpack.js";
+import { decodePickle, encodePickle, PICKLE_RULES } from "../../sdk/serializers/pickle.js";
 import { PyTuple } from "../../sdk/serializers/python-values.js";
 import type { Serializer } from "../../sdk/serializers/serializer.js";
+import { YAML_RULES } from "../../sdk/serializers/yaml.js";
 import { loadVector, vectorNames } from "../helpers/vectors.js";
+import { registerAllSerializers } from "../../sdk/serializers/all.js";
+
+registerAllSerializers();
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");
@@ -283,14 +288,8 @@ describe("checkValue", () => {
   });
 });
 
-function rulesOf(format: string): Parameters<typeof checkValue>[1] {
-  const rules: Record<string, Parameters<typeof checkValue>[1]> = {
-    json: JSON_RULES,
-    yaml: { format: "yaml", allowBytes: true, allowNonFinite: true, allowLoneSurrogates: true },
-    msgpack: { format: "msgpack", allowBytes: true, allowNonFinite: true, allowLoneSurrogates: false },
-    pickle: { format: "pickle", allowBytes: true, allowNonFinite: true, allowLoneSurrogates: true },
-  };
-  return rules[format]!;
+function rulesOf(format: string): CheckOptions {
+  return { json: JSON_RULES, yaml: YAML_RULES, msgpack: MSGPACK_RULES, pickle: PICKLE_RULES }[format]!;
 }
 
 describe("the serializer registry", () => {

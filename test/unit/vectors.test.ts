@@ -14,6 +14,9 @@ import { toFieldValue } from "../../sdk/transports/amqp-properties.js";
 import { RecordingTransport } from "../helpers/recording-transport.js";
 import { contentHeaderPayload } from "../helpers/amqp-frames.js";
 import { loadVector, vectorNames, type Vector } from "../helpers/vectors.js";
+import { registerAllSerializers } from "../../sdk/serializers/all.js";
+
+registerAllSerializers();
 
 const FULL_ARGS = [1, "two", { three: 3 }, [4.5, null, true, false], "h\u00e9llo \u2603"];
 const FULL_KWARGS = { k: "v", n: [1, 2], big: 2 ** 40, neg: -5, f: 0.25, none: null };
