@@ -72,6 +72,9 @@ function fromUnpacked(value: unknown): unknown {
 }
 
 export const msgpackSerializer: Serializer = {
+  check(value: unknown, root: string): void {
+    checkValue(value, MSGPACK_RULES, root);
+  },
   name: "msgpack",
   contentType: "application/x-msgpack",
   contentEncoding: "binary",
