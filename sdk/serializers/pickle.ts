@@ -13,7 +13,8 @@
  * A Date becomes an aware `datetime.datetime` with `tzinfo=datetime.timezone.utc`.
  *
  * `decodePickle` reads what Python sends back in results: plain data, bytes, tuples, sets (as
- * arrays) and datetimes. It never calls anything: a pickle naming any other class is refused.
+ * arrays) and datetimes. It never calls anything: any other class comes back as an inert
+ * `{ module, name, args }` record (how a pickled exception result reads).
  */
 import { SerializationError } from "../errors.js";
 import { datetimeFields } from "../protocol/python-repr.js";
@@ -808,7 +809,7 @@ class PickleReader {
     this.fail("dict keys must be str, int, float, bool or None");
   }
 
-  /** The few callables a result may contain; anything else is refused, never looked up. */
+  /** The few callables a result may contain; anything else becomes an inert record, never looked up. */
   private call(callable: unknown, args: unknown): unknown {
     if (!(callable instanceof PyGlobal) || !Array.isArray(args)) this.fail("REDUCE needs a global and a tuple");
     const a = args as unknown[];
@@ -847,7 +848,10 @@ class PickleReader {
       case "__builtin__.bytearray":
         return a[0] instanceof Uint8Array ? a[0] : new Uint8Array();
       default:
-        this.fail(`it refers to ${callable.module}.${callable.name}; only plain data, bytes, tuples and datetimes are decoded`);
+        // Nothing is ever looked up or run: an object we do not know (a pickled exception, in
+        // practice: Celery stores failures that way under result_serializer=pickle) stays an inert
+        // record of what it names.
+        return Object.freeze({ module: callable.module, name: callable.name, args: toTuple(a) });
     }
   }
 }
