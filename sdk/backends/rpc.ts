@@ -13,6 +13,7 @@
  * results nobody has asked for yet.
  */
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from "amqplib";
+import { describeUrl, withHeartbeat } from "../transports/amqp-url.js";
 import { decompress } from "../compression.js";
 import { ConfigurationError, ResultBackendError, TimeoutError, asCeleryError, redact } from "../errors.js";
 import { serializerForContentType } from "../serializers/index.js";
@@ -44,15 +45,6 @@ interface Link {
 }
 
 /** `host:port/vhost`, without credentials. */
-function describe(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return redact(url);
-  }
-}
-
 function amqpUrl(url: string, heartbeat: number): string {
   let u: URL;
   try {
@@ -63,9 +55,7 @@ function amqpUrl(url: string, heartbeat: number): string {
   if (!["amqp:", "amqps:", "pyamqp:"].includes(u.protocol)) {
     throw new ConfigurationError(`the rpc:// result backend needs an amqp:// broker, got ${u.protocol}//`);
   }
-  if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(heartbeat));
-  const text = u.toString();
-  return u.protocol === "pyamqp:" ? "amqp:" + text.slice("pyamqp:".length) : text;
+  return withHeartbeat(url, heartbeat);
 }
 
 export class RpcBackend implements ResultBackend {
@@ -89,7 +79,7 @@ export class RpcBackend implements ResultBackend {
 
   constructor(options: RpcBackendOptions) {
     this.url = amqpUrl(options.brokerUrl, options.heartbeat ?? 30);
-    this.where = describe(options.brokerUrl);
+    this.where = describeUrl(options.brokerUrl);
     this.replyTo = options.replyTo;
     this.expiresMs = Math.round((options.expires ?? 86_400) * 1000);
     this.connectTimeout = options.connectTimeout ?? 10_000;
@@ -124,7 +114,7 @@ export class RpcBackend implements ResultBackend {
       timeout: options.timeout,
       // The reply queue is consumed once: a result that came in before this wait is only in the cache.
       known: (id) => this.cache.get(id),
-      start: (): Promise<void> => this.connected().then((link) => this.consume(link)),
+      start: () => this.connected().then((link) => this.consume(link)),
     });
   }
 

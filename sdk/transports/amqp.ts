@@ -9,6 +9,7 @@ import { ConnectionError, PublishError, TimeoutError, asCeleryError, redact, typ
 import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
 import type { PublishOptions, PublishOutcome, Transport } from "../transport.js";
 import { toFieldValue, toPublishOptions } from "./amqp-properties.js";
+import { describeUrl, withHeartbeat } from "./amqp-url.js";
 
 export interface AmqpTransportOptions {
   /** `amqp://user:pass@host:5672/vhost` or `amqps://…`. */
@@ -41,24 +42,6 @@ interface Link {
   returned: Map<string, string>;
   blockedReason: string | null;
   unblocked: Array<() => void>;
-}
-
-/** `host:port/vhost` with no credentials, for errors and logs. */
-export function describeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return redact(url);
-  }
-}
-
-function withHeartbeat(url: string, heartbeat: number): string {
-  const u = new URL(url);
-  if (!u.searchParams.has("heartbeat")) u.searchParams.set("heartbeat", String(heartbeat));
-  // kombu/py-amqp call it pyamqp://; amqplib only knows amqp(s).
-  if (u.protocol === "pyamqp:") return "amqp:" + u.toString().slice("pyamqp:".length);
-  return u.toString();
 }
 
 function deadline<T>(promise: Promise<T>, ms: number, onTimeout: () => CeleryError): Promise<T> {
