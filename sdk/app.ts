@@ -22,6 +22,7 @@ import {
   type Signature,
 } from "./options.js";
 import { backendFor, transportFor } from "./registry.js";
+import { revokeTask } from "./revoke.js";
 import { AsyncResult, settle, type GetOptions, type ResultHost } from "./result.js";
 import { Router, type Routes, type RoutingDefaults } from "./routing.js";
 import { PyTuple } from "./serializers/python-values.js";
@@ -310,7 +311,6 @@ export class Celery implements ResultHost {
 
   /** Revokes a task (parked: schedule deleted; queued: Celery's broadcast revoke). */
   async revoke(taskId: string, options: { terminate?: boolean; signal?: string } = {}): Promise<void> {
-    const { revokeTask } = await import("./revoke.js");
     await revokeTask(this, taskId, options);
   }
 

@@ -4,6 +4,7 @@
  * anything is built or sent.
  */
 import { ConfigurationError } from "./errors.js";
+import { isPythonDate } from "./serializers/check.js";
 import type { HeaderValue } from "./protocol/message.js";
 
 export type SerializerName = "json" | "yaml" | "msgpack" | "pickle" | (string & {});
@@ -154,7 +155,7 @@ export function checkSendOptions(o: SendOptions): void {
 
 function checkDate(field: string, v: unknown): void {
   if (v instanceof Date) {
-    if (Number.isNaN(v.getTime())) throw invalid(`${field} is an invalid Date`);
+    if (!isPythonDate(v)) throw invalid(`${field} is an invalid Date or outside Python's years 1-9999, got ${show(v)}`);
   } else if (typeof v !== "string") {
     throw invalid(`${field} must be a Date or an ISO 8601 string, got ${show(v)}`);
   }
@@ -168,12 +169,17 @@ export function checkApplyOptions(o: ApplyOptions): void {
   if (o.kwargs !== undefined && !isPlainObject(o.kwargs)) throw invalid(`kwargs must be a plain object, got ${show(o.kwargs)}`);
   if (o.countdown !== undefined && o.eta !== undefined) throw invalid("countdown and eta are mutually exclusive: pass one");
   checkNonNegative("countdown", o.countdown);
+  if (o.countdown !== undefined && !isPythonDate(new Date(Date.now() + (o.countdown as number) * 1000))) throw invalid(`countdown ${show(o.countdown)} puts the eta past Python's year 9999`);
   if (o.eta !== undefined) checkDate("eta", o.eta);
   if (o.expires !== undefined) {
     if (typeof o.expires === "number") {
       if (!Number.isFinite(o.expires)) throw invalid(`expires must be finite seconds, got ${show(o.expires)}`);
+      if (!isPythonDate(new Date(Date.now() + o.expires * 1000))) throw invalid(`expires ${show(o.expires)} seconds from now is outside Python's years 1-9999`);
     } else checkDate("expires", o.expires);
   }
   for (const f of ["taskId", "parentId", "rootId", "shadow"] as const) checkOptionalString(f, o[f]);
   checkNonNegative("retries", o.retries, true);
+  for (const f of ["link", "linkError"] as const) {
+    for (const s of o[f] === undefined ? [] : [o[f]].flat()) if (!isPlainObject(s) || typeof s.task !== "string" || s.task.trim() === "") throw invalid(`${f} must be signatures with a non-empty task name, got ${show(s)}`);
+  }
 }

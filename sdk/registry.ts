@@ -37,30 +37,28 @@ function schemeOf(url: string, what: string): string {
   return m[1]!.toLowerCase();
 }
 
-const NODE_ONLY: Record<string, string> = {
-  amqp: "the SQS relay transport (sqsRelay from celery-edge/sqs)",
-  amqps: "the SQS relay transport (sqsRelay from celery-edge/sqs)",
-  redis: "a fetch-capable result backend",
-  rediss: "a fetch-capable result backend",
-  rpc: "a fetch-capable result backend",
-};
+/** Schemes whose clients need Node (raw TCP); the universal entry registers none of them. */
+const NODE_ONLY = new Set(["amqp", "amqps", "pyamqp", "redis", "rediss", "rpc"]);
+
+function unknownScheme(what: string, scheme: string, known: Map<string, unknown>): Error {
+  if (NODE_ONLY.has(scheme)) {
+    return new UnsupportedRuntimeError(
+      `${what} ${scheme}:// needs Node.js (import "celery-edge" under Node); on edge runtimes publish with sqsRelay from "celery-edge/sqs"`,
+    );
+  }
+  return new ConfigurationError(`unknown ${what} scheme ${scheme}:// (known: ${[...known.keys()].join(", ") || "none registered"})`);
+}
 
 export function transportFor(url: string): Transport {
   const scheme = schemeOf(url, "broker");
   const factory = transports.get(scheme);
-  if (factory) return factory(url);
-  if (scheme in NODE_ONLY) {
-    throw new UnsupportedRuntimeError(`broker ${scheme}:// needs Node.js (import "celery-edge" under Node or "celery-edge/amqp"); on edge runtimes use ${NODE_ONLY[scheme]}`);
-  }
-  throw new ConfigurationError(`unknown broker scheme ${scheme}:// (known: ${[...transports.keys()].join(", ") || "none registered"})`);
+  if (!factory) throw unknownScheme("broker", scheme, transports);
+  return factory(url);
 }
 
 export function backendFor(url: string, context: BackendContext): ResultBackend {
   const scheme = schemeOf(url, "backend");
   const factory = backends.get(scheme);
-  if (factory) return factory(url, context);
-  if (scheme in NODE_ONLY) {
-    throw new UnsupportedRuntimeError(`result backend ${scheme}:// needs Node.js (import "celery-edge" under Node); on edge runtimes results cannot be awaited over ${scheme}://`);
-  }
-  throw new ConfigurationError(`unknown result backend scheme ${scheme}:// (known: ${[...backends.keys()].join(", ") || "none registered"})`);
+  if (!factory) throw unknownScheme("result backend", scheme, backends);
+  return factory(url, context);
 }

@@ -4,7 +4,6 @@
  */
 import { ConfigurationError, TaskFailedError } from "./errors.js";
 import { READY_STATES, type ResultMeta, type TaskState } from "./backends/backend.js";
-import { exceptionInfo } from "./backends/exceptions.js";
 
 /** What `AsyncResult` needs from the app; kept narrow so results can be re-attached anywhere. */
 export interface ResultHost {
@@ -26,8 +25,10 @@ export interface TaskFailure {
 }
 
 export function failureOf(meta: ResultMeta): TaskFailedError {
-  // Celery's exception dict (json/yaml/msgpack) or a pickled exception; the message is Python's str(exc).
-  const info = exceptionInfo(meta.result);
+  // Backends decode the exception (Celery's dict or a pickled one) where they decode the meta, so
+  // that code stays out of edge bundles, which have no backend.
+  const raw = (meta.result ?? {}) as { exc_type?: unknown; exc_message?: unknown };
+  const info = meta.exception ?? { excType: String(raw.exc_type ?? "Exception"), excMessage: String(raw.exc_message ?? "") };
   const stored = meta.result !== null && meta.result !== undefined;
   const excType = meta.status === "REVOKED" && !stored ? "TaskRevokedError" : info.excType;
   return new TaskFailedError(meta.taskId, excType, info.excMessage, meta.traceback);

@@ -15,6 +15,8 @@ export interface ResultMeta {
   result: unknown;
   traceback: string | null;
   dateDone: string | null;
+  /** For a failed task, the Python exception as the backend decoded it (type and `str(exc)`). */
+  exception?: { excType: string; excMessage: string };
 }
 
 export interface WaitOptions {

@@ -48,13 +48,18 @@ export function metaFromStored(raw: unknown, taskId: string): ResultMeta {
     throw new TypeError(`stored result of task ${taskId} is not a Celery task meta (no "status")`);
   }
   const dateDone = m.date_done;
-  return {
+  const meta: ResultMeta = {
     taskId: asText(m.task_id) ?? taskId,
     status,
     result: m.result ?? null,
     traceback: asText(m.traceback),
     dateDone: dateDone instanceof Date ? dateDone.toISOString() : asText(dateDone),
   };
+  if (status !== "SUCCESS" && meta.result !== null) {
+    const { excType, excMessage } = exceptionInfo(meta.result);
+    meta.exception = { excType, excMessage };
+  }
+  return meta;
 }
 
 /** The PENDING meta Celery reports for an id it knows nothing of. */

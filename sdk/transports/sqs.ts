@@ -1,14 +1,14 @@
 /**
  * @module
  * SQS relay transport (universal): each task becomes an envelope (see `envelope.ts`) sent to the
- * relay's intake queue with a SigV4-signed `fetch` (aws4fetch), so the same code runs on Node,
- * Lambda, workerd and Vercel Edge. Near ETAs use SQS `DelaySeconds`; far ones go without delay and
+ * relay's intake queue with a SigV4-signed `fetch`, so the same code runs on Node,
+ * Lambda, workerd and Vercel Edge (SigV4 on WebCrypto, see `sigv4.ts`). Near ETAs use SQS `DelaySeconds`; far ones go without delay and
  * the relay hands them to the scheduler.
  */
-import { AwsClient } from "aws4fetch";
 import { encodeEnvelope } from "../envelope.js";
 import { ConfigurationError, ConnectionError, PayloadTooLargeError, PublishError, asCeleryError, type CeleryError } from "../errors.js";
 import { parseIso, millisOf } from "../protocol/isoformat.js";
+import { signPost } from "./sigv4.js";
 import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
 import type { PublishOptions, PublishOutcome, Transport } from "../transport.js";
 
@@ -51,6 +51,7 @@ interface Entry {
 }
 
 const encoder = new TextEncoder();
+const SEND_BATCH_HEADERS = { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.SendMessageBatch" };
 
 function attributesFor(m: TaskMessage): Record<string, { DataType: string; StringValue: string }> {
   return {
@@ -102,16 +103,6 @@ export class SqsTransport implements Transport {
     return outcome!.receipt;
   }
 
-  /** Seconds of SQS delay for a message: up to the ETA, 0 when none or beyond the SQS limit. */
-  delayFor(m: TaskMessage, now = Date.now()): number {
-    const seconds = this.secondsToEta(m, now);
-    return seconds > 0 && seconds <= this.maxDelaySeconds ? seconds : 0;
-  }
-
-  private secondsToEta(m: TaskMessage, now = Date.now()): number {
-    return m.meta.eta === null ? 0 : Math.floor((millisOf(parseIso(m.meta.eta, "eta")) - now) / 1000);
-  }
-
   async publishMany(messages: readonly TaskMessage[], options: PublishOptions = {}): Promise<PublishOutcome[]> {
     const outcomes: PublishOutcome[] = new Array(messages.length);
     const entries: Entry[] = [];
@@ -123,15 +114,17 @@ export class SqsTransport implements Transport {
         outcomes[index] = { ok: false, error: new PayloadTooLargeError(`task ${m.meta.id} (${m.meta.name}) as an SQS message`, size, SQS_MAX_MESSAGE_BYTES) };
         return;
       }
+      const toEta = m.meta.eta === null ? 0 : Math.floor((millisOf(parseIso(m.meta.eta, "eta")) - Date.now()) / 1000);
       // A task beyond SQS's delay will be parked in Scheduler: refuse now what Scheduler would refuse later.
-      if (this.secondsToEta(m) > this.maxDelaySeconds && size + PARK_MARK_BYTES > SCHEDULER_MAX_INPUT_BYTES) {
+      if (toEta > this.maxDelaySeconds && size + PARK_MARK_BYTES > SCHEDULER_MAX_INPUT_BYTES) {
         outcomes[index] = {
           ok: false,
           error: new PayloadTooLargeError(`far-ETA task ${m.meta.id} (${m.meta.name}) as a Scheduler Input`, size + PARK_MARK_BYTES, SCHEDULER_MAX_INPUT_BYTES),
         };
         return;
       }
-      const delay = this.delayFor(m);
+      // Up to the ETA (the relay then publishes about a second early and the worker waits the rest).
+      const delay = toEta > 0 && toEta <= this.maxDelaySeconds ? toEta : 0;
       entries.push({ index, size, request: { MessageBody: body, MessageAttributes: attrs, ...(delay ? { DelaySeconds: delay } : {}) } });
     });
     const batches: Entry[][] = [];
@@ -151,24 +144,22 @@ export class SqsTransport implements Transport {
     return outcomes;
   }
 
-  private async client(): Promise<AwsClient> {
+  private async resolveCredentials(): Promise<AwsCredentials> {
     const creds = typeof this.credentials === "function" ? await this.credentials() : (this.credentials ?? envCredentials());
     if (!creds) throw new ConfigurationError("sqsRelay: no AWS credentials (pass `credentials`, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)");
-    return new AwsClient({ ...creds, service: "sqs", region: this.region });
+    return creds;
   }
 
   private async sendBatch(batch: Entry[], messages: readonly TaskMessage[], outcomes: PublishOutcome[], options: PublishOptions): Promise<void> {
-    const fail = (error: CeleryError, only?: Set<string>): void => {
-      batch.forEach((e, i) => {
-        if (!only || only.has(String(i))) outcomes[e.index] = { ok: false, error };
-      });
+    const fail = (error: CeleryError): void => {
+      for (const e of batch) outcomes[e.index] = { ok: false, error };
     };
     let response: Response;
     try {
-      const aws = await this.client();
+      const credentials = await this.resolveCredentials();
       const signal = options.connectTimeout ? AbortSignal.timeout(options.connectTimeout + (options.publishTimeout ?? 30_000)) : null;
       const body = JSON.stringify({ QueueUrl: this.queueUrl, Entries: batch.map((e, i) => ({ Id: String(i), ...e.request })) });
-      response = await this.send(aws, body, signal);
+      response = await this.send(credentials, body, signal);
     } catch (err) {
       fail(asCeleryError(err, (m, cause) => new ConnectionError(`SQS SendMessageBatch to ${this.queueUrl} failed: ${m}; the tasks were not sent`, { cause })));
       return;
@@ -199,15 +190,10 @@ export class SqsTransport implements Transport {
   }
 
   /** Signs and sends, retrying throttling and 5xx (SQS is at-least-once; a retry cannot lose a task). */
-  private async send(aws: AwsClient, body: string, signal: AbortSignal | null): Promise<Response> {
+  private async send(credentials: AwsCredentials, body: string, signal: AbortSignal | null): Promise<Response> {
     for (let attempt = 0; ; attempt++) {
-      const request = await aws.sign(this.endpoint, {
-        method: "POST",
-        headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.SendMessageBatch" },
-        body,
-        ...(signal ? { signal } : {}),
-      });
-      const response = await this.fetchFn(request);
+      const headers = await signPost(this.endpoint, SEND_BATCH_HEADERS, body, credentials, this.region, "sqs");
+      const response = await this.fetchFn(this.endpoint, { method: "POST", headers, body, ...(signal ? { signal } : {}) });
       if ((response.status !== 429 && response.status < 500) || attempt >= 2) return response;
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }

@@ -1,0 +1,187 @@
+/**
+ * The package installs as users install it: `npm run build`, `npm pack`, the tarball installed
+ * into a fresh project, every subpath imported from ESM (types included), and the published
+ * JavaScript bundled for workerd. publint and arethetypeswrong (ESM-only profile) find nothing.
+ */
+import { execFile } from "node:child_process";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { publint } from "publint";
+import { formatMessage } from "publint/utils";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bundle, measure, REPO_ROOT, WORKERD_CONDITIONS } from "./bundle.js";
+import { workerdStartupFailure } from "./runtimes.js";
+
+const run = promisify(execFile);
+const NPM = "npm";
+const BIN = join(REPO_ROOT, "node_modules/.bin");
+
+interface PackageJson {
+  name: string;
+  version: string;
+  files: string[];
+  exports: Record<string, unknown>;
+}
+
+let work: string;
+let tarball: string;
+let app: string;
+let packed: string[];
+let pkg: PackageJson;
+
+/** Runs a command; on failure the error carries its output. */
+async function sh(file: string, args: string[], cwd: string, timeout = 60_000): Promise<string> {
+  try {
+    return (await run(file, args, { cwd, timeout, maxBuffer: 32 * 1024 * 1024, env: { ...process.env, npm_config_update_notifier: "false" } })).stdout;
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${file} ${args.join(" ")} failed: ${e.message}\n${e.stdout ?? ""}\n${e.stderr ?? ""}`, { cause: error });
+  }
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "celery-edge-pack-"));
+  pkg = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")) as PackageJson;
+  // Stage what `npm pack` would take from the repository (package.json's "files"), with dist/
+  // written by the real build script into the stage: the shared work tree's dist/ is not touched.
+  const stage = join(work, "stage");
+  await mkdir(stage);
+  await cp(join(REPO_ROOT, "package.json"), join(stage, "package.json"));
+  for (const entry of pkg.files.filter((f) => !f.startsWith("dist"))) {
+    await cp(join(REPO_ROOT, entry), join(stage, entry), { recursive: true });
+  }
+  await sh(NPM, ["run", "build", "--silent", "--", "--outDir", join(stage, "dist")], REPO_ROOT, 120_000);
+  const [info] = JSON.parse(await sh(NPM, ["pack", "--json", "--pack-destination", work], stage)) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  tarball = join(work, info!.filename);
+  packed = info!.files.map((f) => f.path);
+
+  // A fresh ESM project that installs the tarball as a user would (the registry is reachable;
+  // npm's cache, warm from the repository's own install, serves most of it).
+  app = join(work, "app");
+  await mkdir(app);
+  await writeFile(join(app, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
+  await sh(NPM, ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts", tarball], app, 120_000);
+}, 240_000);
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe("the packed tarball", () => {
+  it("holds the built entries with their types, and no sources or tests", () => {
+    for (const entry of ["index", "node", "amqp", "amqp.edge", "sqs"]) {
+      expect(packed).toContain(`dist/sdk/${entry}.js`);
+      expect(packed).toContain(`dist/sdk/${entry}.d.ts`);
+    }
+    expect(packed.filter((p) => /^(sdk|test|functions|infra|examples)\//.test(p) || (p.endsWith(".ts") && !p.endsWith(".d.ts")))).toEqual([]);
+  });
+
+  it("passes publint with no error, warning or suggestion", async () => {
+    const data = await readFile(tarball);
+    const { messages, pkg: linted } = await publint({ pack: { tarball: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer }, level: "suggestion" });
+
+    expect(messages.map((m) => `${m.type}: ${formatMessage(m, linted, { color: false }) ?? m.code}`)).toEqual([]);
+  });
+
+  it("passes arethetypeswrong for an ESM-only package, for every exported subpath", async () => {
+    // Exit code 0 means no problem under the profile; the JSON says what was checked.
+    const out = JSON.parse(await sh(join(BIN, "attw"), [tarball, "--profile", "esm-only", "--format", "json"], work)) as {
+      analysis: { entrypoints: Record<string, unknown> };
+      problems: Record<string, Array<{ entrypoint: string; resolutionKind: string }>>;
+    };
+
+    expect(Object.keys(out.analysis.entrypoints).sort()).toEqual(Object.keys(pkg.exports).sort());
+    // esm-only ignores what CommonJS resolution (node10, node16-cjs) would see.
+    const counted = Object.values(out.problems)
+      .flat()
+      .filter((p) => p.resolutionKind !== "node10" && p.resolutionKind !== "node16-cjs");
+    expect(counted).toEqual([]);
+  });
+});
+
+describe("installed into a fresh project", () => {
+  it("imports every subpath from ESM on Node, with amqp:// and kombu's serializers registered", async () => {
+    // Prepare
+    const script = `
+      const out = {};
+      for (const s of ["celery-edge", "celery-edge/sqs", "celery-edge/amqp", "celery-edge/serializers"]) out[s] = Object.keys(await import(s));
+      const { Celery, getSerializer } = await import("celery-edge");
+      const app = new Celery({ broker: "amqp://guest:guest@127.0.0.1:5672//" });
+      out.transport = app.transport.constructor.name;
+      out.serializers = ["json", "yaml", "msgpack", "pickle"].map((n) => getSerializer(n).contentType);
+      await app.close();
+      out.version = (await import("celery-edge/package.json", { with: { type: "json" } })).default.version;
+      console.log(JSON.stringify(out));`;
+    await writeFile(join(app, "check.mjs"), script);
+
+    // Act
+    const out = JSON.parse(await sh(process.execPath, ["check.mjs"], app)) as Record<string, unknown>;
+
+    // Assess
+    expect(out["celery-edge"]).toEqual(expect.arrayContaining(["Celery", "Task", "AsyncResult", "UnsupportedRuntimeError", "registerSerializer", "AmqpTransport"]));
+    expect(out["celery-edge/sqs"]).toEqual(expect.arrayContaining(["sqsRelay", "SqsTransport", "encodeEnvelope"]));
+    expect(out["celery-edge/amqp"]).toEqual(expect.arrayContaining(["amqpTransport", "AmqpTransport"]));
+    expect(out["celery-edge/serializers"]).toEqual(expect.arrayContaining(["yamlSerializer", "msgpackSerializer", "pickleSerializer"]));
+    expect(out.transport).toBe("AmqpTransport");
+    expect(out.serializers).toEqual(["application/json", "application/x-yaml", "application/x-msgpack", "application/x-python-serialize"]);
+    expect(out.version).toBe(pkg.version);
+  });
+
+  it("type-checks a strict TypeScript consumer against the published declarations", async () => {
+    await writeFile(
+      join(app, "consumer.ts"),
+      `import { Celery, UnsupportedRuntimeError } from "celery-edge";
+       import { sqsRelay } from "celery-edge/sqs";
+       import { amqpTransport } from "celery-edge/amqp";
+       import { msgpackSerializer } from "celery-edge/serializers";
+       const app = new Celery({ broker: sqsRelay({ queueUrl: "https://sqs.eu-west-1.amazonaws.com/123456789012/intake" }) });
+       const add = app.task<[number, number], number>("tasks.add");
+       export async function sum(): Promise<number> {
+         return (await add.delay(1, 2)).get();
+       }
+       // @ts-expect-error arguments are typed
+       void add.delay("1", 2);
+       // @ts-expect-error eta and countdown exclude each other
+       void add.applyAsync({ args: [1, 2], countdown: 1, eta: new Date() });
+       export const used = [amqpTransport, msgpackSerializer, UnsupportedRuntimeError];
+      `,
+    );
+    await writeFile(
+      join(app, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", lib: ["es2023", "dom"], strict: true, noEmit: true, skipLibCheck: true, types: [] },
+        files: ["consumer.ts"],
+      }),
+    );
+
+    // Act and assess: tsc exits non-zero, with the errors in the message, if anything does not resolve.
+    await expect(sh(join(BIN, "tsc"), ["-p", "tsconfig.json"], app)).resolves.toBe("");
+  });
+
+  it("bundles its published JavaScript for workerd without Node built-ins, and amqp refuses at load", async () => {
+    // Prepare: plain JavaScript, where a missing export is not hidden as a possible type.
+    const worker = `import { Celery } from "celery-edge";
+      import { sqsRelay } from "celery-edge/sqs";
+      export default { async fetch(request, env) {
+        const app = new Celery({ broker: sqsRelay({ queueUrl: env.Q, credentials: { accessKeyId: env.K, secretAccessKey: env.S } }) });
+        return new Response((await app.sendTask("tasks.add", { args: [2, 3] })).id);
+      } };`;
+    const amqpWorker = `import { amqpTransport } from "celery-edge/amqp";\nexport default { fetch: () => new Response(String(amqpTransport)) };`;
+    const options = { conditions: WORKERD_CONDITIONS, resolveDir: app, fromSource: false, loader: "js" } as const;
+
+    // Act
+    const size = await measure({ ...options, contents: worker });
+    const amqp = await bundle({ ...options, contents: amqpWorker });
+    const failure = await workerdStartupFailure({ script: amqp.code, compatibilityDate: "2025-09-01" });
+
+    // Assess
+    console.log(`published build, one-task worker for workerd: raw ${size.raw} B, minified ${size.minified} B, minified+gzip ${size.gzipped} B`);
+    expect(size.minifiedBundle.nodeBuiltins).toEqual([]);
+    expect(size.minifiedBundle.inputs.every((i) => !i.includes("/sdk/") || i.includes("node_modules/celery-edge/dist/sdk/"))).toBe(true);
+    expect(amqp.nodeBuiltins).toEqual([]);
+    expect(amqp.warnings).toEqual([]);
+    expect(failure).toContain("UnsupportedRuntimeError: celery-edge/amqp needs Node.js");
+  });
+});
