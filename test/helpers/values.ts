@@ -125,7 +125,7 @@ export function typedView(value: unknown, format: Format): Typed {
     case "boolean":
       return ["bool", value];
     case "number":
-      return isPythonInt(value) ? ["int", String(value === 0 ? 0 : value)] : ["float", formatPyFloat(value)];
+      return isPythonInt(value) ? ["int", String(value)] : ["float", formatPyFloat(value)];
     case "bigint":
       return ["int", String(value)];
     case "string":
