@@ -45,9 +45,9 @@ export interface CeleryOptions extends RoutingDefaults {
   protocol?: ProtocolVersion;
   /** `task_default_priority`: used when neither call, task nor route sets one. @default unset */
   defaultPriority?: number;
-  /** Milliseconds to wait for the broker connection. @default 10 000 */
+  /** Milliseconds to wait for the broker connection. @default the transport's (AMQP: 10 000) */
   connectTimeout?: number;
-  /** Milliseconds to wait for a publish to be confirmed. @default 30 000 */
+  /** Milliseconds to wait for a publish to be confirmed. @default the transport's (AMQP: 30 000) */
   publishTimeout?: number;
   /** The `origin` header. @default `gen<pid>@<host>` as Celery writes it */
   origin?: string;
@@ -254,11 +254,14 @@ export class Celery implements ResultHost {
   }
 
   private publishOptions(o: { connectTimeout?: number }): PublishOptions {
-    return {
-      connectTimeout: o.connectTimeout ?? this.options.connectTimeout ?? 10_000,
-      publishTimeout: this.options.publishTimeout ?? 30_000,
-    };
+    // Unset values stay unset so a transport's own defaults apply.
+    const options: PublishOptions = {};
+    const connectTimeout = o.connectTimeout ?? this.options.connectTimeout;
+    if (connectTimeout !== undefined) options.connectTimeout = connectTimeout;
+    if (this.options.publishTimeout !== undefined) options.publishTimeout = this.options.publishTimeout;
+    return options;
   }
+
 
   /**
    * The backend to prepare before a send, if one is configured and this runtime has it: an edge

@@ -149,8 +149,32 @@ export function checkSendOptions(o: SendOptions): void {
     if (!isPlainObject(o.headers)) throw invalid(`headers must be a plain object, got ${show(o.headers)}`);
     for (const key of Object.keys(o.headers)) {
       if (PROTOCOL_HEADERS.has(key)) throw invalid(`headers.${key} would overwrite Celery's own "${key}" header; use the matching option instead`);
+      checkHeaderValue(o.headers[key], `headers.${key}`, new Set());
     }
   }
+}
+
+/**
+ * AMQP header tables carry strings, finite numbers, booleans, null, arrays and tables; anything
+ * else would be silently changed on the way (or make RabbitMQ close the connection, as NaN does).
+ */
+function checkHeaderValue(v: unknown, path: string, seen: Set<object>): void {
+  if (v === null || typeof v === "string" || typeof v === "boolean") return;
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw invalid(`${path} must be a finite number, got ${show(v)}`);
+    return;
+  }
+  if (typeof v === "object" && (Array.isArray(v) || isPlainObject(v))) {
+    if (seen.has(v)) throw invalid(`${path} is circular`);
+    seen.add(v);
+    for (const [k, x] of Object.entries(v)) {
+      if (k === "__proto__") throw invalid(`${path} has a "__proto__" key`);
+      checkHeaderValue(x, Array.isArray(v) ? `${path}[${k}]` : `${path}.${k}`, seen);
+    }
+    seen.delete(v);
+    return;
+  }
+  throw invalid(`${path} must be a string, finite number, boolean, null, array or plain object, got ${typeof v === "object" ? Object.prototype.toString.call(v) : typeof v}`);
 }
 
 function checkDate(field: string, v: unknown): void {

@@ -38,10 +38,10 @@ function schemeOf(url: string, what: string): string {
 }
 
 /** Schemes whose clients need Node (raw TCP); the universal entry registers none of them. */
-const NODE_ONLY = new Set(["amqp", "amqps", "pyamqp", "redis", "rediss", "rpc"]);
+const NODE_ONLY = { broker: new Set(["amqp", "amqps", "pyamqp"]), "result backend": new Set(["redis", "rediss", "rpc"]) };
 
-function unknownScheme(what: string, scheme: string, known: Map<string, unknown>): Error {
-  if (NODE_ONLY.has(scheme)) {
+function unknownScheme(what: keyof typeof NODE_ONLY, scheme: string, known: Map<string, unknown>): Error {
+  if (NODE_ONLY[what].has(scheme) && !known.has(scheme)) {
     return new UnsupportedRuntimeError(
       `${what} ${scheme}:// needs Node.js (import "celery-edge" under Node); on edge runtimes publish with sqsRelay from "celery-edge/sqs"`,
     );

@@ -5,7 +5,7 @@
  * breaks; a publish resolves only when RabbitMQ confirmed it.
  */
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from "amqplib";
-import { ConnectionError, PublishError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
+import { ConfigurationError, ConnectionError, PublishError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
 import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
 import type { PublishOptions, PublishOutcome, Transport } from "../transport.js";
 import { toFieldValue, toPublishOptions } from "./amqp-properties.js";
@@ -28,6 +28,8 @@ export interface AmqpTransportOptions {
   connectTimeout?: number;
   /** Default milliseconds to wait for a confirm. @default 30 000 */
   publishTimeout?: number;
+  /** Passed to the socket (net/tls), e.g. `{ ca: [pem] }` for a private CA on amqps://. @default none */
+  socketOptions?: Record<string, unknown>;
 }
 
 /** A connection with its confirm channel and what it has already declared. */
@@ -60,7 +62,8 @@ export class AmqpTransport implements Transport {
   readonly kind = "amqp";
   private readonly url: string;
   private readonly where: string;
-  private readonly opts: Required<Omit<AmqpTransportOptions, "url">>;
+  private readonly opts: Required<Omit<AmqpTransportOptions, "url" | "socketOptions">>;
+  private readonly socketOptions: Record<string, unknown>;
   private link: Link | undefined;
   private connecting: Promise<Link> | undefined;
   private closed = false;
@@ -72,9 +75,11 @@ export class AmqpTransport implements Transport {
     this.where = describeUrl(options.url);
     try {
       this.url = withHeartbeat(options.url, options.heartbeat ?? 30);
-    } catch (err) {
-      throw new ConnectionError(`invalid broker URL ${redact(options.url)}`, { cause: err });
+    } catch {
+      // No cause: the URL parser's error carries the raw input, password included.
+      throw new ConfigurationError(`invalid broker URL ${redact(options.url)}`);
     }
+    this.socketOptions = options.socketOptions ?? {};
     this.opts = {
       heartbeat: options.heartbeat ?? 30,
       idleProbeAfterMs: options.idleProbeAfterMs ?? 5_000,
@@ -145,7 +150,7 @@ export class AmqpTransport implements Transport {
 
   private async connect(connectTimeout: number): Promise<Link> {
     const model = await deadline(
-      amqp.connect(this.url, { timeout: connectTimeout }),
+      amqp.connect(this.url, { ...this.socketOptions, timeout: connectTimeout }),
       connectTimeout,
       () => new TimeoutError(`connecting to ${this.where} took longer than ${connectTimeout} ms`),
     );

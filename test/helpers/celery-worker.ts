@@ -83,6 +83,10 @@ export async function startCeleryWorker(options: CeleryWorkerOptions = {}): Prom
     CELERY_EDGE_PARENT_PID: String(process.pid),
   };
   delete env.PYTHONHOME;
+  // The celery CLI reads these as --broker/--result-backend: a relay harness in the same process
+  // sets BROKER_URL for the relay, which must not redirect the worker.
+  delete env.BROKER_URL;
+  delete env.RESULT_BACKEND;
   if (options.queues) env.CELERY_EDGE_QUEUES = options.queues.join(",");
   if (options.resultBackend) env.CELERY_RESULT_BACKEND = options.resultBackend;
   if (options.resultSerializer) env.CELERY_RESULT_SERIALIZER = options.resultSerializer;
