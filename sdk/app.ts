@@ -23,7 +23,7 @@ import {
 } from "./options.js";
 import { backendFor, transportFor } from "./registry.js";
 import { revokeTask } from "./revoke.js";
-import { AsyncResult, settle, type GetOptions, type ResultHost } from "./result.js";
+import { AsyncResult, resultWaiting, type GetOptions, type ResultHost } from "./result.js";
 import { Router, type Routes, type RoutingDefaults } from "./routing.js";
 import { PyTuple } from "./serializers/python-values.js";
 import type { PublishOptions, Transport } from "./transport.js";
@@ -298,18 +298,13 @@ export class Celery implements ResultHost {
    * and returns their values in order. With `propagate` (default) the first failed task, in order,
    * rejects with its `TaskFailedError`; `timeout` bounds the whole wait.
    */
+  /** Waits for many results on one backend subscription (not one poller per result). */
   async gather<T extends readonly AsyncResult<any>[]>(
     results: T,
     options: GetOptions = {},
   ): Promise<{ -readonly [K in keyof T]: T[K] extends AsyncResult<infer R> ? R : never }> {
-    const ignored = results.find((r) => r.ignoreResult);
-    if (ignored) throw new ConfigurationError(`task ${ignored.id} was sent with ignoreResult: true, so the worker stores no result to gather`);
-    const metas = await this.resultBackendOrThrow().waitFor(
-      results.map((r) => r.id),
-      options.timeout === undefined ? {} : { timeout: options.timeout },
-    );
-    const propagate = options.propagate ?? true;
-    return results.map((r) => settle(metas.get(r.id)!, propagate)) as { -readonly [K in keyof T]: T[K] extends AsyncResult<infer R> ? R : never };
+    const values = await resultWaiting().gather(this.resultBackendOrThrow(), results, options);
+    return values as { -readonly [K in keyof T]: T[K] extends AsyncResult<infer R> ? R : never };
   }
 
   /** Revokes a task (parked: schedule deleted; queued: Celery's broadcast revoke). */

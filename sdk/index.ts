@@ -7,6 +7,7 @@
 export { Celery, Task } from "./app.js";
 export type { CeleryOptions, BatchCall } from "./app.js";
 export { AsyncResult } from "./result.js";
+export { enableResults } from "./waiting.js";
 export type { GetOptions } from "./result.js";
 export type { ApplyOptions, SendOptions, Signature, SerializerName, CompressionName, ProtocolVersion } from "./options.js";
 export type { Routes, Route, RouterFn, QueueSpec, ExchangeType, RoutingDefaults } from "./routing.js";

@@ -7,10 +7,12 @@ import { registerTransportFactory } from "./registry.js";
 import { amqpTransport } from "./transports/amqp.js";
 import { registerNodeBackends } from "./backends/node.js";
 import { registerAllSerializers } from "./serializers/all.js";
+import { enableResults } from "./waiting.js";
 
 registerTransportFactory(["amqp", "amqps", "pyamqp"], (url) => amqpTransport(url));
 registerNodeBackends();
 registerAllSerializers();
+enableResults();
 
 export {
   Celery,
@@ -66,4 +68,5 @@ export type {
 } from "./index.js";
 export { AmqpTransport, amqpTransport } from "./transports/amqp.js";
 export { registerAllSerializers } from "./serializers/all.js";
+export { enableResults } from "./waiting.js";
 export type { AmqpTransportOptions } from "./transports/amqp.js";

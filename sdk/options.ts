@@ -4,7 +4,7 @@
  * anything is built or sent.
  */
 import { ConfigurationError } from "./errors.js";
-import { isPythonDate } from "./serializers/check.js";
+import { isPlainObject as isPlainDict, isPythonDate } from "./serializers/check.js";
 import type { HeaderValue } from "./protocol/message.js";
 
 export type SerializerName = "json" | "yaml" | "msgpack" | "pickle" | (string & {});
@@ -111,8 +111,7 @@ export function checkTaskName(name: unknown): asserts name is string {
   if (typeof name !== "string" || name.trim() === "") throw invalid(`task name must be a non-empty string, got ${show(name)}`);
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && isPlainDict(v);
 
 function checkNonNegative(field: string, v: unknown, integer = false): void {
   if (v === undefined) return;
@@ -159,22 +158,17 @@ export function checkSendOptions(o: SendOptions): void {
  * else would be silently changed on the way (or make RabbitMQ close the connection, as NaN does).
  */
 function checkHeaderValue(v: unknown, path: string, seen: Set<object>): void {
-  if (v === null || typeof v === "string" || typeof v === "boolean") return;
-  if (typeof v === "number") {
-    if (!Number.isFinite(v)) throw invalid(`${path} must be a finite number, got ${show(v)}`);
-    return;
+  if (typeof v === "number" ? Number.isFinite(v) : v === null || typeof v === "string" || typeof v === "boolean") return;
+  if (!(Array.isArray(v) || isPlainObject(v)) || seen.has(v)) {
+    throw invalid(`${path} must be a string, finite number, boolean, null, array or plain object (no cycles), got ${show(v)}`);
   }
-  if (typeof v === "object" && (Array.isArray(v) || isPlainObject(v))) {
-    if (seen.has(v)) throw invalid(`${path} is circular`);
-    seen.add(v);
-    for (const [k, x] of Object.entries(v)) {
-      if (k === "__proto__") throw invalid(`${path} has a "__proto__" key`);
-      checkHeaderValue(x, Array.isArray(v) ? `${path}[${k}]` : `${path}.${k}`, seen);
-    }
-    seen.delete(v);
-    return;
+  seen.add(v);
+  for (const [k, x] of Object.entries(v)) {
+    // A "__proto__" key (from JSON.parse) would become the headers object's prototype on merge.
+    if (k === "__proto__") throw invalid(`${path} has a "__proto__" key`);
+    checkHeaderValue(x, `${path}.${k}`, seen);
   }
-  throw invalid(`${path} must be a string, finite number, boolean, null, array or plain object, got ${typeof v === "object" ? Object.prototype.toString.call(v) : typeof v}`);
+  seen.delete(v);
 }
 
 function checkDate(field: string, v: unknown): void {

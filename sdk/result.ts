@@ -1,13 +1,16 @@
 /**
  * @module
- * `AsyncResult`: a handle on a sent task, like Celery's. Waiting goes through the app's result backend.
+ * `AsyncResult`: a handle on a sent task, like Celery's. Waiting is done by `waiting.ts`, which the
+ * Node entry enables (edge bundles have no result backend, so they do not carry that code; there
+ * `get()` throws `UnsupportedRuntimeError` unless `enableResults()` was called with a fetch-capable
+ * backend configured).
  */
-import { ConfigurationError, TaskFailedError } from "./errors.js";
-import { READY_STATES, type ResultMeta, type TaskState } from "./backends/backend.js";
+import { UnsupportedRuntimeError } from "./errors.js";
+import { READY_STATES, type ResultBackend, type TaskState } from "./backends/backend.js";
 
 /** What `AsyncResult` needs from the app; kept narrow so results can be re-attached anywhere. */
 export interface ResultHost {
-  resultBackendOrThrow(): import("./backends/backend.js").ResultBackend;
+  resultBackendOrThrow(): ResultBackend;
   revoke(taskId: string, options?: { terminate?: boolean; signal?: string }): Promise<void>;
 }
 
@@ -18,27 +21,34 @@ export interface GetOptions {
   propagate?: boolean;
 }
 
-export interface TaskFailure {
-  excType: string;
-  excMessage: string;
-  traceback: string | null;
+/** The waiting half of results, installed by `enableResults()` (see `waiting.ts`). */
+export interface ResultWaiting {
+  gather(backend: ResultBackend, results: readonly AsyncResult<unknown>[], options: GetOptions): Promise<unknown[]>;
+  state(backend: ResultBackend, taskId: string): Promise<TaskState>;
 }
 
-export function failureOf(meta: ResultMeta): TaskFailedError {
-  // Backends decode the exception (Celery's dict or a pickled one) where they decode the meta, so
-  // that code stays out of edge bundles, which have no backend.
-  const raw = (meta.result ?? {}) as { exc_type?: unknown; exc_message?: unknown };
-  const info = meta.exception ?? { excType: String(raw.exc_type ?? "Exception"), excMessage: String(raw.exc_message ?? "") };
-  const stored = meta.result !== null && meta.result !== undefined;
-  const excType = meta.status === "REVOKED" && !stored ? "TaskRevokedError" : info.excType;
-  return new TaskFailedError(meta.taskId, excType, info.excMessage, meta.traceback);
+let waiting: ResultWaiting | undefined;
+
+/** @internal Called by `enableResults()`. */
+export function installResultWaiting(impl: ResultWaiting): void {
+  waiting = impl;
+}
+
+export function resultWaiting(): ResultWaiting {
+  if (!waiting) {
+    throw new UnsupportedRuntimeError(
+      'waiting for results is not enabled in this bundle: under Node, import "celery-edge" (it is enabled there); elsewhere call enableResults() and configure a fetch-capable result backend',
+    );
+  }
+  return waiting;
 }
 
 export class AsyncResult<R = unknown> {
   readonly id: string;
   /** Set when the task was sent with `ignoreResult: true`: there is nothing to wait for. */
   readonly ignoreResult: boolean;
-  private readonly host: ResultHost;
+  /** @internal */
+  readonly host: ResultHost;
 
   constructor(id: string, host: ResultHost, options: { ignoreResult?: boolean } = {}) {
     this.id = id;
@@ -48,16 +58,12 @@ export class AsyncResult<R = unknown> {
 
   /** Waits for the task and returns its result (Celery's `result.get()`). */
   async get(options: GetOptions = {}): Promise<R> {
-    if (this.ignoreResult) {
-      throw new ConfigurationError(`task ${this.id} was sent with ignoreResult: true, so the worker stores no result to get`);
-    }
-    const backend = this.host.resultBackendOrThrow();
-    const metas = await backend.waitFor([this.id], options.timeout === undefined ? {} : { timeout: options.timeout });
-    return settle<R>(metas.get(this.id)!, options.propagate ?? true);
+    const [value] = await resultWaiting().gather(this.host.resultBackendOrThrow(), [this], options);
+    return value as R;
   }
 
-  async state(): Promise<TaskState> {
-    return (await this.host.resultBackendOrThrow().getMeta(this.id)).status;
+  state(): Promise<TaskState> {
+    return resultWaiting().state(this.host.resultBackendOrThrow(), this.id);
   }
 
   async ready(): Promise<boolean> {
@@ -85,12 +91,4 @@ export class AsyncResult<R = unknown> {
   toString(): string {
     return this.id;
   }
-}
-
-/** Result of a SUCCESS meta, or the failure (rejected or returned, per `propagate`). */
-export function settle<R>(meta: ResultMeta, propagate: boolean): R {
-  if (meta.status === "SUCCESS") return meta.result as R;
-  const failure = failureOf(meta);
-  if (propagate) throw failure;
-  return failure as unknown as R;
 }

@@ -36,16 +36,8 @@ export function parseIso(text: string, field: string): Instant {
   }
   const [, y, mo, d, h, mi, s, frac = "", off] = m as unknown as string[];
   const base = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-  const check = new Date(base);
-  // Date.UTC rolls 2030-02-30 over into March; Python refuses it, so do we.
-  if (
-    Number.isNaN(base) ||
-    check.getUTCDate() !== Number(d) ||
-    check.getUTCMonth() !== Number(mo) - 1 ||
-    check.getUTCHours() !== Number(h) ||
-    check.getUTCMinutes() !== Number(mi) ||
-    check.getUTCSeconds() !== Number(s)
-  ) {
+  // Date.UTC rolls 2030-02-30 over into March; Python refuses such a date, so do we.
+  if (Number.isNaN(base) || new Date(base).toISOString().slice(0, 19) !== `${y}-${mo}-${d}T${h}:${mi}:${s}`) {
     throw new ConfigurationError(`${field} is not a valid date: ${JSON.stringify(text)}`, { code: "ERR_INVALID_OPTION" });
   }
   const micros = Number((frac + "000000").slice(0, 6));
