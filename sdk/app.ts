@@ -153,7 +153,9 @@ export class Celery implements ResultHost {
     const byTransport = new Map<Transport, number[]>();
     messages.forEach((m, i) => {
       const t = this.transportFor(m);
-      byTransport.set(t, [...(byTransport.get(t) ?? []), i]);
+      const indexes = byTransport.get(t);
+      if (indexes) indexes.push(i);
+      else byTransport.set(t, [i]);
     });
     const outcomes: Array<{ ok: true; id: string } | { ok: false; id: string; error: CeleryError }> = new Array(messages.length);
     await Promise.all(
