@@ -6,7 +6,9 @@
 import { COMPRESSION_CONTENT_TYPE, compress } from "../compression.js";
 import type { CompressionName, ProtocolVersion } from "../options.js";
 import type { QueueDeclaration } from "../routing.js";
+import { SerializationError } from "../errors.js";
 import { getSerializer } from "../serializers/index.js";
+import type { Serializer } from "../serializers/serializer.js";
 import type { TaskFields } from "./fields.js";
 import type { HeaderValue, MessageProperties, TaskMessage } from "./message.js";
 import { bodyV1 } from "./v1.js";
@@ -28,11 +30,22 @@ export interface SendSettings {
   declare: QueueDeclaration | null;
 }
 
+/** Errors name the caller's path (`args[1].when`), not where args sit in the body (v2 `body[0]`, v1 `body.args`). */
+function encodeBody(serializer: Serializer, body: unknown): Uint8Array {
+  try {
+    return serializer.encode(body);
+  } catch (err) {
+    if (!(err instanceof SerializationError)) throw err;
+    const path = err.path.replace(/^body(\[0\]|\.args)/, "args").replace(/^body(\[1\]|\.kwargs)/, "kwargs");
+    throw new SerializationError(err.message.split(err.path).join(path), path);
+  }
+}
+
 export async function encodeTaskMessage(fields: TaskFields, s: SendSettings): Promise<TaskMessage> {
   const serializer = getSerializer(s.serializer);
   const headers: Record<string, HeaderValue> = s.protocol === 2 ? headersV2(fields) : {};
   if (s.headers) Object.assign(headers, s.headers);
-  let body = serializer.encode(s.protocol === 2 ? bodyV2(fields) : bodyV1(fields));
+  let body = encodeBody(serializer, s.protocol === 2 ? bodyV2(fields) : bodyV1(fields));
   if (s.compression) {
     body = await compress(body);
     headers.compression = COMPRESSION_CONTENT_TYPE[s.compression];

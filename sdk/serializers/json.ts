@@ -83,9 +83,6 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export const jsonSerializer: Serializer = {
-  check(value: unknown, root: string): void {
-    checkValue(value, JSON_RULES, root);
-  },
   name: "json",
   contentType: "application/json",
   contentEncoding: "utf-8",

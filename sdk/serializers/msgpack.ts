@@ -72,9 +72,6 @@ function fromUnpacked(value: unknown): unknown {
 }
 
 export const msgpackSerializer: Serializer = {
-  check(value: unknown, root: string): void {
-    checkValue(value, MSGPACK_RULES, root);
-  },
   name: "msgpack",
   contentType: "application/x-msgpack",
   contentEncoding: "binary",

@@ -13,7 +13,5 @@ export interface Serializer {
   readonly contentEncoding: string;
   /** Throws `SerializationError` naming the offending path for values the format cannot carry. */
   encode(value: unknown): Uint8Array;
-  /** Checks a value alone (e.g. `args`), so errors name the caller's path rather than the body's. */
-  check?(value: unknown, root: string): void;
   decode(bytes: Uint8Array): unknown;
 }

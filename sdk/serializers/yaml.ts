@@ -622,9 +622,6 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export const yamlSerializer: Serializer = {
-  check(value: unknown, root: string): void {
-    checkValue(value, YAML_RULES, root);
-  },
   name: "yaml",
   contentType: "application/x-yaml",
   contentEncoding: "utf-8",
