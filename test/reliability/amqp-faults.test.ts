@@ -74,11 +74,16 @@ describe("a broker restart during a run of direct publishes", () => {
     const gaveUp: string[] = [];
     let next = 0;
     let restart: { downAt: number; upAt: number } | undefined;
+    // The second half waits until the broker is really down (rabbitmqctl takes seconds to get
+    // there), so the restart always lands mid-run however fast the first half went.
+    let markDown!: () => void;
+    const brokerDown = new Promise<void>((resolve) => (markDown = resolve));
 
     // Act
     const lane = async (): Promise<void> => {
       for (let i = next++; i < SOAK_SIZE; i = next++) {
         const taskId = `amqp-restart-${started}-${i}`;
+        if (i >= SOAK_SIZE / 2) await brokerDown;
         const giveUpAt = Date.now() + 60_000;
         for (;;) {
           try {
@@ -101,8 +106,9 @@ describe("a broker restart during a run of direct publishes", () => {
     while (resolved.size < SOAK_SIZE / 4 && Date.now() < quarterBy) await sleep(20);
     const resolvedBeforeRestart = resolved.size;
     try {
-      restart = await restartBroker(3_000);
+      restart = await restartBroker(3_000, markDown);
     } finally {
+      markDown(); // never leave the second half waiting, even if the restart failed
       await lanes;
       await app.close();
     }

@@ -128,10 +128,11 @@ export async function ensureBrokerUp(): Promise<void> {
  * `rabbitmqctl stop_app`, `downMs` of outage, `start_app`. The broker is started again whatever
  * happens in between. Resolves with when it went down and when it accepted connections again.
  */
-export async function restartBroker(downMs: number): Promise<{ downAt: number; upAt: number }> {
+export async function restartBroker(downMs: number, onDown?: () => void): Promise<{ downAt: number; upAt: number }> {
   const downAt = Date.now();
   try {
     await rabbitmqctl(["stop_app"]);
+    onDown?.();
     await sleep(downMs);
   } finally {
     await ensureBrokerUp();
