@@ -149,7 +149,7 @@ export class Celery implements ResultHost {
       messages.push(await this.buildMessage(name, taskOptions, options, false));
     }
     const backend = messages.length > 0 ? this.backendForSend() : undefined;
-    for (const m of messages) await backend?.onTaskCall?.(m.meta.id);
+    if (backend?.onTaskCall) for (const m of messages) await backend.onTaskCall(m.meta.id);
     const byTransport = new Map<Transport, number[]>();
     messages.forEach((m, i) => {
       const t = this.transportFor(m);

@@ -56,6 +56,7 @@ function deadline<T>(promise: Promise<T>, ms: number, onTimeout: () => CeleryErr
   ]).finally(() => clearTimeout(timer));
 }
 
+const NONE: Array<CeleryError | undefined> = [];
 const declareKey = (d: NonNullable<TaskMessage["declare"]>): string => `${d.exchange}\u0000${d.queue ?? ""}\u0000${d.routingKey}`;
 
 export class AmqpTransport implements Transport {
@@ -115,18 +116,7 @@ export class AmqpTransport implements Transport {
       return fail(asCeleryError(err, (m, cause) => new ConnectionError(`cannot connect to ${this.where}: ${m}`, { cause })));
     }
     const prepared = await this.prepare(link, messages);
-    const timeout = options.publishTimeout ?? this.opts.publishTimeout;
-    return Promise.all(
-      messages.map(async (m, i): Promise<PublishOutcome> => {
-        const problem = prepared[i];
-        if (problem) return { ok: false, error: problem };
-        try {
-          return { ok: true, receipt: await this.send(link, m, timeout) };
-        } catch (err) {
-          return { ok: false, error: asCeleryError(err, (msg, cause) => new PublishError("ERR_PUBLISH", msg, { cause })) };
-        }
-      }),
-    );
+    return this.sendAll(link, messages, prepared, options.publishTimeout ?? this.opts.publishTimeout);
   }
 
   /** The current connection, checked when idle; a new one when it is gone. */
@@ -150,7 +140,7 @@ export class AmqpTransport implements Transport {
 
   private async connect(connectTimeout: number): Promise<Link> {
     const model = await deadline(
-      amqp.connect(this.url, { ...this.socketOptions, timeout: connectTimeout }),
+      amqp.connect(this.url, { noDelay: true, ...this.socketOptions, timeout: connectTimeout }),
       connectTimeout,
       () => new TimeoutError(`connecting to ${this.where} took longer than ${connectTimeout} ms`),
     );
@@ -209,6 +199,15 @@ export class AmqpTransport implements Transport {
    * confirm channel under every task in flight.
    */
   private async prepare(link: Link, messages: readonly TaskMessage[]): Promise<Array<CeleryError | undefined>> {
+    // Fast path: everything declared and checked already on this connection (every publish after the first).
+    let ready = true;
+    for (const m of messages) {
+      if ((m.declare && !link.declared.has(declareKey(m.declare))) || (m.exchange !== "" && !link.exchanges.has(m.exchange)) || m.immediate) {
+        ready = false;
+        break;
+      }
+    }
+    if (ready) return NONE;
     const problems = new Map<string, CeleryError>();
     const steps = new Map<string, (ch: Channel) => Promise<void>>();
     for (const m of messages) {
@@ -275,36 +274,85 @@ export class AmqpTransport implements Transport {
     return new PublishError("ERR_PUBLISH", `${what} failed: ${redact(text)}`, { cause: err });
   }
 
-  private async send(link: Link, m: TaskMessage, timeout: number): Promise<PublishReceipt> {
+  /**
+   * Publishes every message without a problem and resolves once each is confirmed, nacked, returned
+   * or timed out. One timer for the whole call rather than one per message: on timeout the link is
+   * killed (its state is unknown) and every unconfirmed message fails with TimeoutError.
+   */
+  private async sendAll(link: Link, messages: readonly TaskMessage[], prepared: ReadonlyArray<CeleryError | undefined>, timeout: number): Promise<PublishOutcome[]> {
+    const outcomes: Array<PublishOutcome | undefined> = new Array(messages.length);
+    let left = messages.length;
+    for (let i = 0; i < messages.length; i++) {
+      const problem = prepared[i];
+      if (problem) {
+        outcomes[i] = { ok: false, error: problem };
+        left--;
+      }
+    }
+    if (left === 0) return outcomes as PublishOutcome[];
     if (link.blockedReason !== null) {
-      await deadline(
+      const reason = link.blockedReason;
+      const unblocked = await deadline(
         new Promise<void>((resolve) => link.unblocked.push(resolve)),
         timeout,
-        () => new TimeoutError(`broker ${this.where} has blocked publishing (${link.blockedReason}) for ${timeout} ms; task ${m.meta.id} was not sent`),
+        () => new TimeoutError("blocked"),
+      ).then(
+        () => true,
+        () => false,
+      );
+      if (!unblocked) {
+        return messages.map(
+          (m, i) => outcomes[i] ?? { ok: false, error: new TimeoutError(`broker ${this.where} has blocked publishing (${reason}) for ${timeout} ms; task ${m.meta.id} was not sent`) },
+        );
+      }
+    }
+    if (link.dead) {
+      return messages.map(
+        (m, i) => outcomes[i] ?? { ok: false, error: new ConnectionError(`connection to ${this.where} was lost before task ${m.meta.id} was sent; it was not published`) },
       );
     }
-    if (link.dead) throw new ConnectionError(`connection to ${this.where} was lost before task ${m.meta.id} was sent; it was not published`);
-    const content = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
-    const confirmed = new Promise<PublishReceipt>((resolve, reject) => {
-      link.channel.publish(m.exchange, m.routingKey, content, toPublishOptions(m), (err) => {
-        const key = m.properties.correlationId ?? "";
-        const returned = link.returned.get(key);
-        if (returned !== undefined) link.returned.delete(key);
-        if (err) {
-          const closed = /closed/.test(String(err.message));
-          reject(
-            closed
-              ? new PublishError("ERR_CHANNEL_CLOSED", `connection to ${this.where} closed before task ${m.meta.id} was confirmed; it may not have been delivered`, { cause: err })
-              : new PublishError("ERR_NACKED", `broker nacked task ${m.meta.id}`, { cause: err }),
-          );
-        } else if (returned !== undefined) {
-          reject(new PublishError("ERR_UNROUTABLE", `task ${m.meta.id} is unroutable: no queue bound to exchange "${m.exchange}" with routing key "${m.routingKey}" (${returned})`));
-        } else resolve({ id: m.meta.id });
+    return new Promise<PublishOutcome[]>((done) => {
+      const settle = (i: number, outcome: PublishOutcome): void => {
+        if (outcomes[i] !== undefined) return;
+        outcomes[i] = outcome;
+        if (--left === 0) {
+          clearTimeout(timer);
+          done(outcomes as PublishOutcome[]);
+        }
+      };
+      const timer = setTimeout(() => {
+        this.kill(link);
+        messages.forEach((m, i) =>
+          settle(i, { ok: false, error: new TimeoutError(`no confirm for task ${m.meta.id} from ${this.where} within ${timeout} ms; it may or may not have been delivered`) }),
+        );
+      }, timeout);
+      messages.forEach((m, i) => {
+        if (outcomes[i] !== undefined) return;
+        const content = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
+        try {
+          link.channel.publish(m.exchange, m.routingKey, content, toPublishOptions(m), (err) => {
+            const key = m.properties.correlationId ?? "";
+            const returned = link.returned.get(key);
+            if (returned !== undefined) link.returned.delete(key);
+            if (err) {
+              const closed = /closed/.test(String(err.message));
+              settle(i, {
+                ok: false,
+                error: closed
+                  ? new PublishError("ERR_CHANNEL_CLOSED", `connection to ${this.where} closed before task ${m.meta.id} was confirmed; it may not have been delivered`, { cause: err })
+                  : new PublishError("ERR_NACKED", `broker nacked task ${m.meta.id}`, { cause: err }),
+              });
+            } else if (returned !== undefined) {
+              settle(i, {
+                ok: false,
+                error: new PublishError("ERR_UNROUTABLE", `task ${m.meta.id} is unroutable: no queue bound to exchange "${m.exchange}" with routing key "${m.routingKey}" (${returned})`),
+              });
+            } else settle(i, { ok: true, receipt: { id: m.meta.id } });
+          });
+        } catch (err) {
+          settle(i, { ok: false, error: asCeleryError(err, (msg, cause) => new PublishError("ERR_PUBLISH", msg, { cause })) });
+        }
       });
-    });
-    return deadline(confirmed, timeout, () => {
-      this.kill(link);
-      return new TimeoutError(`no confirm for task ${m.meta.id} from ${this.where} within ${timeout} ms; it may or may not have been delivered`);
     });
   }
 
