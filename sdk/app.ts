@@ -9,7 +9,7 @@ import type { ResultBackend } from "./backends/backend.js";
 import { instantFromDate, instantFromMillis, isoformat, millisOf, parseIso, type Instant } from "./protocol/isoformat.js";
 import { encodeTaskMessage } from "./protocol/encode.js";
 import type { TaskFields } from "./protocol/fields.js";
-import type { TaskMessage } from "./protocol/message.js";
+import { msUntilEta, type TaskMessage } from "./protocol/message.js";
 import {
   checkApplyOptions,
   checkSendOptions,
@@ -249,7 +249,7 @@ export class Celery implements ResultHost {
   private transportFor(message: TaskMessage): Transport {
     const parking = this.options.parking;
     if (parking && message.meta.eta !== null) {
-      const dueIn = millisOf(parseIso(message.meta.eta, "eta")) - Date.now();
+      const dueIn = msUntilEta(message.meta);
       if (dueIn > (parking.thresholdSeconds ?? 900) * 1000) return parking.transport;
     }
     return this.transport;

@@ -7,8 +7,7 @@
 import type { SQSRecord } from "aws-lambda";
 import { decodeEnvelope } from "../../sdk/envelope.js";
 import { EnvelopeError } from "../../sdk/errors.js";
-import { millisOf, parseIso } from "../../sdk/protocol/isoformat.js";
-import type { TaskMessage } from "../../sdk/protocol/message.js";
+import { msUntilEta, type TaskMessage } from "../../sdk/protocol/message.js";
 import type { Transport } from "../../sdk/transport.js";
 
 export interface RelayLogger {
@@ -29,10 +28,6 @@ export interface RelayDeps {
 
 export type RelayAction = "published" | "parked";
 
-function dueInMs(m: TaskMessage, now: number): number {
-  return m.meta.eta === null ? 0 : millisOf(parseIso(m.meta.eta, "eta")) - now;
-}
-
 export async function relayRecord(record: SQSRecord, deps: RelayDeps): Promise<RelayAction> {
   const base = { messageId: record.messageId, receiveCount: record.attributes?.ApproximateReceiveCount };
   let message: TaskMessage;
@@ -48,7 +43,7 @@ export async function relayRecord(record: SQSRecord, deps: RelayDeps): Promise<R
   const task = { ...base, taskId: message.meta.id, taskName: message.meta.name };
   try {
     const now = deps.now?.() ?? Date.now();
-    if (deps.park && dueInMs(message, now) > deps.park.thresholdSeconds * 1000) {
+    if (deps.park && msUntilEta(message.meta, now) > deps.park.thresholdSeconds * 1000) {
       await deps.park.transport.publish(message);
       deps.logger.info("parked far-ETA task", { ...task, eta: message.meta.eta });
       return "parked";

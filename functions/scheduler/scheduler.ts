@@ -12,8 +12,7 @@ import { ConflictException, CreateScheduleCommand, DeleteScheduleCommand, Resour
 import type { SQSRecord } from "aws-lambda";
 import { decodeEnvelope, toEnvelope } from "../../sdk/envelope.js";
 import { PayloadTooLargeError, SchedulingError, asCeleryError } from "../../sdk/errors.js";
-import { millisOf, parseIso } from "../../sdk/protocol/isoformat.js";
-import type { TaskMessage } from "../../sdk/protocol/message.js";
+import { msUntilEta, type TaskMessage } from "../../sdk/protocol/message.js";
 import { PIDBOX_EXCHANGE, REVOKE_TASK_NAME } from "../../sdk/revoke.js";
 import type { Transport } from "../../sdk/transport.js";
 import { SCHEDULER_MAX_INPUT_BYTES } from "../../sdk/transports/sqs.js";
@@ -72,7 +71,7 @@ async function handle(record: SQSRecord, deps: SchedulerDeps): Promise<Scheduler
   }
 
   const now = deps.now?.() ?? Date.now();
-  const eta = message.meta.eta === null ? now : millisOf(parseIso(message.meta.eta, "eta"));
+  const eta = now + msUntilEta(message.meta, now);
   const fireAt = eta - deps.leadSeconds * 1000;
   if (stage === "release" || eta - now <= deps.thresholdSeconds * 1000 || fireAt - now < MIN_PARK_MS) {
     await deps.intake.publish(message);

@@ -7,9 +7,8 @@
  */
 import { encodeEnvelope } from "../envelope.js";
 import { ConfigurationError, ConnectionError, PayloadTooLargeError, PublishError, asCeleryError, type CeleryError } from "../errors.js";
-import { parseIso, millisOf } from "../protocol/isoformat.js";
 import { signPost } from "./sigv4.js";
-import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
+import { msUntilEta, type PublishReceipt, type TaskMessage } from "../protocol/message.js";
 import type { PublishOptions, PublishOutcome, Transport } from "../transport.js";
 
 export interface AwsCredentials {
@@ -114,7 +113,7 @@ export class SqsTransport implements Transport {
         outcomes[index] = { ok: false, error: new PayloadTooLargeError(`task ${m.meta.id} (${m.meta.name}) as an SQS message`, size, SQS_MAX_MESSAGE_BYTES) };
         return;
       }
-      const toEta = m.meta.eta === null ? 0 : Math.floor((millisOf(parseIso(m.meta.eta, "eta")) - Date.now()) / 1000);
+      const toEta = Math.floor(msUntilEta(m.meta) / 1000);
       // A task beyond SQS's delay will be parked in Scheduler: refuse now what Scheduler would refuse later.
       if (toEta > this.maxDelaySeconds && size + PARK_MARK_BYTES > SCHEDULER_MAX_INPUT_BYTES) {
         outcomes[index] = {
