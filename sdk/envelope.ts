@@ -130,6 +130,11 @@ function parseDeclare(d: unknown): QueueDeclaration | null {
 
 /** Parses and validates an SQS message body; throws `EnvelopeError` naming what is wrong. */
 export function decodeEnvelope(text: string): TaskMessage {
+  return readEnvelope(text).message;
+}
+
+/** `decodeEnvelope` plus the scheduler's `stage` mark, from one parse. */
+export function readEnvelope(text: string): { message: TaskMessage; stage: "release" | undefined } {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -150,7 +155,7 @@ export function decodeEnvelope(text: string): TaskMessage {
   const bodyText = str(e, "body", "")!;
   const body = encoding === "utf-8" ? textEncoder.encode(bodyText) : fromBase64(bodyText);
   need(body !== null, null, "body is not valid base64");
-  return {
+  const message: TaskMessage = {
     exchange: str(e, "exchange", "")!,
     routingKey: str(e, "routingKey", "")!,
     mandatory: e.mandatory as boolean,
@@ -160,4 +165,5 @@ export function decodeEnvelope(text: string): TaskMessage {
     body: body!,
     meta: { id: str(task, "id", "task.")!, name: str(task, "name", "task.")!, eta: (eta as string | null | undefined) ?? null },
   };
+  return { message, stage: e.stage === "release" ? "release" : undefined };
 }

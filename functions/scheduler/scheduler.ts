@@ -10,7 +10,7 @@
  */
 import { ConflictException, CreateScheduleCommand, DeleteScheduleCommand, ResourceNotFoundException, type SchedulerClient } from "@aws-sdk/client-scheduler";
 import type { SQSRecord } from "aws-lambda";
-import { decodeEnvelope, toEnvelope } from "../../sdk/envelope.js";
+import { readEnvelope, toEnvelope } from "../../sdk/envelope.js";
 import { PayloadTooLargeError, SchedulingError, asCeleryError } from "../../sdk/errors.js";
 import { msUntilEta, type TaskMessage } from "../../sdk/protocol/message.js";
 import { PIDBOX_EXCHANGE, REVOKE_TASK_NAME } from "../../sdk/revoke.js";
@@ -54,8 +54,7 @@ export async function handleSchedulerRecord(record: SQSRecord, deps: SchedulerDe
 }
 
 async function handle(record: SQSRecord, deps: SchedulerDeps): Promise<SchedulerAction> {
-  const message = decodeEnvelope(record.body);
-  const stage = (JSON.parse(record.body) as { stage?: unknown }).stage;
+  const { message, stage } = readEnvelope(record.body);
   const log = { messageId: record.messageId, taskId: message.meta.id, taskName: message.meta.name };
   const name = await scheduleName(message.meta.id);
 
