@@ -124,16 +124,16 @@ function reducedException(value: unknown): ExceptionInfo | null {
  */
 export function pyStr(args: readonly unknown[], excType = "Exception"): string {
   if (args.length === 0) return "";
-  if (args.length === 1) return excType === "KeyError" ? pyRepr(args[0]) : strOf(args[0]);
-  return `(${args.map(pyRepr).join(", ")})`;
+  if (args.length === 1) return excType === "KeyError" ? reprOf(args[0]) : strOf(args[0]);
+  return `(${args.map(reprOf).join(", ")})`;
 }
 
 function strOf(v: unknown): string {
-  return typeof v === "string" ? v : pyRepr(v);
+  return typeof v === "string" ? v : reprOf(v);
 }
 
 /** Close to Python's `repr` for the JSON-like values results carry. */
-export function pyRepr(v: unknown): string {
+function reprOf(v: unknown): string {
   if (v === null || v === undefined) return "None";
   if (v === true) return "True";
   if (v === false) return "False";
@@ -148,8 +148,8 @@ export function pyRepr(v: unknown): string {
     return `${quote}${body}${quote}`;
   }
   if (typeof v === "number" || typeof v === "bigint") return String(v);
-  if (Array.isArray(v)) return `[${v.map(pyRepr).join(", ")}]`;
+  if (Array.isArray(v)) return `[${v.map(reprOf).join(", ")}]`;
   const r = asRecord(v);
-  if (r) return `{${Object.entries(r).map(([k, val]) => `${pyRepr(k)}: ${pyRepr(val)}`).join(", ")}}`;
+  if (r) return `{${Object.entries(r).map(([k, val]) => `${reprOf(k)}: ${reprOf(val)}`).join(", ")}}`;
   return String(v);
 }
