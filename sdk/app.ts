@@ -63,6 +63,8 @@ export type BatchCall = ApplyOptions & { task: string | Task<any, any> };
 
 const uuid = (): string => crypto.randomUUID();
 
+const NO_OPTIONS: SendOptions = Object.freeze({});
+
 function defaultOrigin(): string {
   // Read without importing node:process/node:os so the core stays runtime-neutral.
   const proc = (globalThis as { process?: { pid?: number; env?: Record<string, string | undefined> } }).process;
@@ -129,7 +131,7 @@ export class Celery implements ResultHost {
 
   /** @internal Shared by `Task` and `sendTask`. */
   async apply<R>(name: string, taskOptions: SendOptions, callOptions: ApplyOptions, argsAsTuple: boolean): Promise<AsyncResult<R>> {
-    const message = await this.buildMessage(name, taskOptions, callOptions, argsAsTuple);
+    const message = await this.compose(name, taskOptions, callOptions, argsAsTuple);
     const ignoreResult = callOptions.ignoreResult ?? taskOptions.ignoreResult ?? false;
     // As Celery's send_task: the backend may prepare (rpc:// declares its reply queue) unless ignore_result.
     if (!ignoreResult) await this.backendForSend()?.onTaskCall?.(message.meta.id);
@@ -142,11 +144,15 @@ export class Celery implements ResultHost {
    * result per call in order, or rejects with `BatchPublishError` saying which were not sent.
    */
   async sendMany(calls: readonly BatchCall[]): Promise<AsyncResult[]> {
-    const messages: TaskMessage[] = [];
-    for (const call of calls) {
-      const { task, ...options } = call;
-      const [name, taskOptions] = typeof task === "string" ? [task, {}] : [task.name, task.options];
-      messages.push(await this.buildMessage(name, taskOptions, options, false));
+    // Every message is built (and so every call checked) before the first is published.
+    const messages: TaskMessage[] = new Array(calls.length);
+    for (let i = 0; i < calls.length; i++) {
+      const call = calls[i]!;
+      const task: unknown = call.task;
+      // A non-string, non-Task `task` reaches checkTaskName and fails there with a clear message.
+      const declared = typeof task === "object" && task !== null ? (task as Task) : undefined;
+      const built = this.compose(declared ? declared.name : (task as string), declared ? declared.options : NO_OPTIONS, call, false);
+      messages[i] = built instanceof Promise ? await built : built;
     }
     const backend = messages.length > 0 ? this.backendForSend() : undefined;
     if (backend?.onTaskCall) for (const m of messages) await backend.onTaskCall(m.meta.id);
@@ -174,6 +180,11 @@ export class Celery implements ResultHost {
 
   /** Builds the exact message without sending it (used by tests, batch and the relay envelope). */
   async buildMessage(name: string, taskOptions: SendOptions, callOptions: ApplyOptions, argsAsTuple: boolean): Promise<TaskMessage> {
+    return this.compose(name, taskOptions, callOptions, argsAsTuple);
+  }
+
+  /** `buildMessage` without a promise unless compression needs one. */
+  private compose(name: string, taskOptions: SendOptions, callOptions: ApplyOptions, argsAsTuple: boolean): TaskMessage | Promise<TaskMessage> {
     if (this.closed) throw new ConfigurationError("this app was closed");
     checkTaskName(name);
     checkApplyOptions(callOptions);
@@ -199,10 +210,12 @@ export class Celery implements ResultHost {
       }
     }
 
-    const given = { queue: taskOptions.queue, exchange: taskOptions.exchange, routingKey: taskOptions.routingKey, priority: taskOptions.priority };
-    for (const k of ["queue", "exchange", "routingKey", "priority"] as const) {
-      if (callOptions[k] !== undefined) (given as Record<string, unknown>)[k] = callOptions[k];
-    }
+    const given = {
+      queue: callOptions.queue ?? taskOptions.queue,
+      exchange: callOptions.exchange ?? taskOptions.exchange,
+      routingKey: callOptions.routingKey ?? taskOptions.routingKey,
+      priority: callOptions.priority ?? taskOptions.priority,
+    };
     const dest = this.router.resolve(name, args, kwargs, given);
 
     const fields: TaskFields = {
@@ -322,9 +335,12 @@ export class Celery implements ResultHost {
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
-  const out: Partial<T> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-  return out;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(o)) {
+    const v = (o as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out as Partial<T>;
 }
 
 /** A task declared with `app.task(name)`: typed arguments and result. */

@@ -197,7 +197,12 @@ export function checkApplyOptions(o: ApplyOptions): void {
   }
   for (const f of ["taskId", "parentId", "rootId", "shadow"] as const) checkOptionalString(f, o[f]);
   checkNonNegative("retries", o.retries, true);
-  for (const f of ["link", "linkError"] as const) {
-    for (const s of o[f] === undefined ? [] : [o[f]].flat()) if (!isPlainObject(s) || typeof s.task !== "string" || s.task.trim() === "") throw invalid(`${f} must be signatures with a non-empty task name, got ${show(s)}`);
+  if (o.link !== undefined) checkSignatures("link", o.link);
+  if (o.linkError !== undefined) checkSignatures("linkError", o.linkError);
+}
+
+function checkSignatures(field: string, given: unknown): void {
+  for (const s of Array.isArray(given) ? (given as unknown[]) : [given]) {
+    if (!isPlainObject(s) || typeof s.task !== "string" || s.task.trim() === "") throw invalid(`${field} must be signatures with a non-empty task name, got ${show(s)}`);
   }
 }

@@ -89,6 +89,7 @@ const normalise = (r: Route | string): Route => (typeof r === "string" ? { queue
 export class Router {
   private readonly rules: Array<(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>) => Route | null>;
   private readonly defaults: Required<Omit<RoutingDefaults, "queues">> & { queues: Record<string, QueueSpec> };
+  private readonly declarations = new Map<string, QueueDeclaration>();
 
   constructor(routes: Routes | undefined, defaults: RoutingDefaults = {}) {
     const defaultQueue = defaults.defaultQueue ?? "celery";
@@ -154,6 +155,25 @@ export class Router {
   }
 
   /**
+   * One frozen declaration per queue, shared by every message to it: a batch then allocates none,
+   * and the AMQP transport can tell an already-declared queue by identity.
+   */
+  private declaration(qname: string, queue: ReturnType<Router["queueSpec"]>): QueueDeclaration {
+    let d = this.declarations.get(qname);
+    if (d === undefined) {
+      d = Object.freeze({
+        queue: qname,
+        exchange: queue.exchange,
+        exchangeType: queue.exchangeType,
+        routingKey: queue.routingKey,
+        ...(queue.queueArguments ? { arguments: queue.queueArguments } : {}),
+      });
+      this.declarations.set(qname, d);
+    }
+    return d;
+  }
+
+  /**
    * `given` holds what the call and task set (unset = undefined). Returns the publish target and
    * the priority default Celery ends up with.
    */
@@ -183,13 +203,7 @@ export class Router {
       routingKey: routingKey ?? "",
       priority: merged.priority,
       defaultPriority: keepsUnsetPriority ? undefined : 0,
-      declare: {
-        queue: qname,
-        exchange: queue.exchange,
-        exchangeType: queue.exchangeType,
-        routingKey: queue.routingKey,
-        ...(queue.queueArguments ? { arguments: queue.queueArguments } : {}),
-      },
+      declare: this.declaration(qname, queue),
     };
   }
 }

@@ -95,134 +95,92 @@ export function pyDatetimeRepr(date: Date): string {
 /** Celery's `saferepr` default for `maxlevels`. */
 const MAX_LEVELS = 3;
 
-interface Literal {
-  readonly kind: "literal";
-  readonly text: string;
-  /** False for brackets: they are still written after the length budget runs out. */
-  readonly truncatable: boolean;
-  readonly direction: -1 | 0 | 1;
-}
-type Item = Literal | { readonly kind: "key"; readonly key: string } | { readonly kind: "value"; readonly value: unknown };
-type Token = Literal | { readonly kind: "key"; readonly key: string } | { readonly kind: "quoted"; readonly value: string | Uint8Array } | { readonly kind: "text"; readonly text: string };
-
-const lit = (text: string, truncatable: boolean, direction: -1 | 0 | 1): Literal => ({ kind: "literal", text, truncatable, direction });
-const LIST_SEP = lit(", ", true, 0);
-const KV_SEP = lit(": ", true, 0);
-const LIST = [lit("[", false, 1), lit("]", false, -1)] as const;
-const DICT = [lit("{", false, 1), lit("}", false, -1)] as const;
-const TUPLE = [lit("(", false, 1), lit(")", false, -1)] as const;
-const TUPLE_SINGLE = [TUPLE[0], lit(",)", false, -1)] as const;
-
 /**
  * What Celery 5.2 writes for `value` in `argsrepr`/`kwargsrepr` (`saferepr(value, maxLength)`).
  * Never throws: values no serializer accepts get a descriptive placeholder, since the encoder
  * reports them properly.
+ *
+ * Celery walks a token stream (brackets, separators, keys, scalars); this walks the value
+ * recursively and visits the same tokens in the same order, which is several times faster than
+ * a generator per container. When a token arrives with the budget spent, Celery drops it, writes
+ * `, ...` and then only the closing brackets still pending, innermost first.
  */
 export function pyRepr(value: unknown, maxLength?: number): string {
-  let budget = maxLength ?? null;
-  const out: string[] = [];
-  const frames: Iterator<Item>[] = [[{ kind: "value", value } as Item][Symbol.iterator]()];
-  const stream = tokens(frames);
-  for (const token of stream) {
-    if (budget !== null && budget <= 0) {
-      out.push(", ...");
-      // The token just taken is dropped, as in Celery; what is left yields its closing brackets.
-      for (let i = frames.length - 1; i >= 0; i--) {
-        for (let r = frames[i]!.next(); !r.done; r = frames[i]!.next()) {
-          if (r.value.kind === "literal" && !r.value.truncatable) out.push(r.value.text);
-        }
-      }
-      break;
-    }
-    let text: string;
-    if (token.kind === "literal") text = token.text;
-    else if (token.kind === "key") text = formatQuoted(token.key, budget);
-    else if (token.kind === "quoted") text = formatQuoted(token.value, budget);
-    else text = truncate(token.text, budget);
-    out.push(text);
-    if (budget !== null) budget -= codePointLength(text);
-  }
-  return out.join("");
+  const writer = new SafeRepr(maxLength);
+  writer.walk(value, 0);
+  return writer.out;
 }
 
-function* tokens(frames: Iterator<Item>[]): Generator<Token> {
-  let level = 0;
-  const open = new Set<object>();
-  while (frames.length > 0) {
-    const next = frames[frames.length - 1]!.next();
-    if (next.done) {
-      frames.pop();
-      continue;
-    }
-    const item = next.value;
-    if (item.kind === "literal") {
-      level += item.direction;
-      yield item;
-      continue;
-    }
-    if (item.kind === "key") {
-      yield item;
-      continue;
-    }
-    const v = item.value;
+// A class rather than closures: per-call closures cost more than the walk for small arguments.
+class SafeRepr {
+  out = "";
+  private budget: number;
+  private spent = false;
+  /** Containers being written, to name a cycle instead of entering it; at most MAX_LEVELS deep. */
+  private readonly open: object[] = [];
+
+  constructor(private readonly maxLength: number | undefined) {
+    this.budget = maxLength ?? Infinity;
+  }
+
+  /** Whether the next token is written; the first one past the budget ends the stream. */
+  private take(): boolean {
+    if (this.spent) return false;
+    if (this.budget > 0) return true;
+    this.out += ", ...";
+    this.spent = true;
+    return false;
+  }
+
+  /** Only text from the caller's values can hold surrogate pairs; brackets and separators are ASCII. */
+  private put(text: string, userText = false): void {
+    this.out += text;
+    if (this.maxLength !== undefined) this.budget -= userText && SURROGATE_RE.test(text) ? codePointLength(text) : text.length;
+  }
+
+  walk(v: unknown, level: number): void {
+    // Past the budget, values not yet reached add nothing, not even their brackets.
+    if (this.spent) return;
     if (typeof v === "string" || v instanceof Uint8Array) {
-      yield { kind: "quoted", value: v };
-      continue;
+      if (this.take()) this.put(formatQuoted(v, this.budget), true);
+      return;
     }
-    const container = containerOf(v);
-    if (!container) {
-      yield { kind: "text", text: scalarText(v) };
-      continue;
+    const brackets = bracketsOf(v);
+    if (!brackets) {
+      if (this.take()) this.put(truncate(scalarText(v), this.budget), true);
+      return;
     }
-    const [start, end, children] = container;
-    if (level >= MAX_LEVELS) {
-      yield { kind: "text", text: `${start.text}...${end.text}` };
-      continue;
+    const [start, end, kind] = brackets;
+    const container = v as object;
+    if (level >= MAX_LEVELS || this.open.includes(container)) {
+      if (this.take()) this.put(truncate(level >= MAX_LEVELS ? `${start}...${end}` : `<Recursion on ${kind}>`, this.budget));
+      return;
     }
-    const obj = v as object;
-    if (open.has(obj)) {
-      yield { kind: "text", text: `<Recursion on ${start === DICT[0] ? "dict" : start === LIST[0] ? "list" : "tuple"}>` };
-      continue;
+    this.open.push(container);
+    if (this.take()) this.put(start);
+    const keys = kind === "dict" ? Object.keys(container) : null;
+    const items = (keys ?? container) as readonly unknown[];
+    for (let i = 0; i < items.length && !this.spent; i++) {
+      if (i > 0 && this.take()) this.put(", ");
+      if (keys) {
+        if (this.take()) this.put(formatQuoted(keys[i]!, this.budget), true);
+        if (this.take()) this.put(": ");
+        this.walk((container as Record<string, unknown>)[keys[i]!], level + 1);
+      } else this.walk(items[i], level + 1);
     }
-    open.add(obj);
-    frames.push(
-      (function* (): Generator<Item> {
-        yield start;
-        yield* children;
-        open.delete(obj);
-        yield end;
-      })(),
-    );
+    this.open.pop();
+    // A closing bracket still pending when the budget ran out is written all the same.
+    if (this.spent) this.out += end;
+    else if (this.take()) this.put(end);
   }
 }
 
-function containerOf(v: unknown): readonly [Literal, Literal, Iterable<Item>] | null {
+function bracketsOf(v: unknown): readonly [string, string, "tuple" | "list" | "dict"] | null {
   if (typeof v !== "object" || v === null) return null;
-  if (isPyTuple(v)) {
-    const [start, end] = v.length === 1 ? TUPLE_SINGLE : TUPLE;
-    return [start, end, listItems(v)];
-  }
-  if (Array.isArray(v)) return [LIST[0], LIST[1], listItems(v)];
-  if (isPlainObject(v)) return [DICT[0], DICT[1], dictItems(v)];
+  if (isPyTuple(v)) return ["(", v.length === 1 ? ",)" : ")", "tuple"];
+  if (Array.isArray(v)) return ["[", "]", "list"];
+  if (isPlainObject(v)) return ["{", "}", "dict"];
   return null;
-}
-
-function* listItems(items: readonly unknown[]): Generator<Item> {
-  for (let i = 0; i < items.length; i++) {
-    yield { kind: "value", value: items[i] };
-    if (i < items.length - 1) yield LIST_SEP;
-  }
-}
-
-function* dictItems(record: Record<string, unknown>): Generator<Item> {
-  const keys = Object.keys(record);
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    yield { kind: "key", key };
-    yield KV_SEP;
-    yield { kind: "value", value: record[key] };
-    if (i < keys.length - 1) yield LIST_SEP;
-  }
 }
 
 function scalarText(v: unknown): string {
@@ -247,15 +205,19 @@ function scalarText(v: unknown): string {
 }
 
 /** Celery's `truncate`: at `maxlen` code points or more, cut, back up to the last space, add "...". */
-function truncate(text: string, maxlen: number | null): string {
-  if (!maxlen || codePointLength(text) < maxlen) return text;
+function truncate(text: string, maxlen: number): string {
+  // A string never has more code points than UTF-16 units: most texts skip the count.
+  if (text.length < maxlen || codePointLength(text) < maxlen) return text;
   const head = codePoints(text).slice(0, maxlen).join("");
   const space = head.lastIndexOf(" ");
   return `${space >= 0 ? head.slice(0, space) : head}...`;
 }
 
-function formatQuoted(value: string | Uint8Array, maxlen: number | null): string {
-  if (typeof value === "string") return `'${truncate(value, maxlen).replaceAll("'", "\\'")}'`;
+function formatQuoted(value: string | Uint8Array, maxlen: number): string {
+  if (typeof value === "string") {
+    const text = truncate(value, maxlen);
+    return `'${text.includes("'") ? text.replaceAll("'", "\\'") : text}'`;
+  }
   if (maxlen && value.length > maxlen) return `b'${bytesText(value.subarray(0, maxlen))}...'`;
   return `b'${bytesText(value)}'`;
 }
@@ -276,6 +238,8 @@ function bytesText(bytes: Uint8Array): string {
 function codePoints(text: string): string[] {
   return Array.from(text);
 }
+
+const SURROGATE_RE = /[\uD800-\uDFFF]/;
 
 /** `len()` of a Python str: code points, an unpaired surrogate counting as one. */
 export function codePointLength(text: string): number {

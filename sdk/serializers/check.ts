@@ -80,7 +80,8 @@ export function checkValue(value: unknown, options: CheckOptions, root = "value"
 /** Keeps the keys leading to the current value; the path string is only built for an error. */
 class Walker {
   private readonly trail: Array<string | number> = [];
-  private readonly ancestors = new Set<object>();
+  /** The containers around the current value (at most MAX_DEPTH): a short array beats a Set here. */
+  private readonly ancestors: object[] = [];
 
   constructor(
     private readonly options: CheckOptions,
@@ -131,9 +132,9 @@ class Walker {
       const hint = ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer ? "pass bytes as a Uint8Array" : "pass plain objects, arrays, PyTuple, Date or Uint8Array";
       this.fail(`a ${name}`, hint);
     }
-    if (this.ancestors.has(obj)) this.fail("a circular reference");
+    if (this.ancestors.includes(obj)) this.fail("a circular reference");
     if (this.trail.length >= MAX_DEPTH) this.fail(`values nested more than ${MAX_DEPTH} levels deep`);
-    this.ancestors.add(obj);
+    this.ancestors.push(obj);
     if (isArray) {
       const items = obj as unknown[];
       for (let i = 0; i < items.length; i++) {
@@ -152,7 +153,7 @@ class Walker {
         this.trail.pop();
       }
     }
-    this.ancestors.delete(obj);
+    this.ancestors.pop();
   }
 }
 

@@ -14,6 +14,7 @@ import { SerializationError } from "../errors.js";
 import { formatPyFloat, pyIsoformat } from "../protocol/python-repr.js";
 import { checkValue, isPythonInt, type CheckOptions } from "./check.js";
 import type { Serializer } from "./serializer.js";
+import { encodeUtf8 } from "./utf8.js";
 
 export const JSON_RULES: CheckOptions = {
   format: "json",
@@ -79,7 +80,6 @@ function quote(text: string): string {
   return `"${text.replace(ESCAPE_RE, (ch) => SHORT_ESCAPES[ch] ?? `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`)}"`;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export const jsonSerializer: Serializer = {
@@ -89,7 +89,7 @@ export const jsonSerializer: Serializer = {
   encode(value: unknown): Uint8Array {
     checkValue(value, JSON_RULES, "body");
     // ensure_ascii makes the text pure ASCII, so UTF-8 encoding cannot meet a lone surrogate.
-    return encoder.encode(dumpsJson(value));
+    return encodeUtf8(dumpsJson(value));
   },
   decode(bytes: Uint8Array): unknown {
     try {

@@ -6,12 +6,13 @@
  */
 export class PyTuple<T = unknown> extends Array<T> {
   static of<T>(...items: T[]): PyTuple<T> {
-    const t = new PyTuple<T>();
-    t.push(...items);
-    return t;
+    return PyTuple.fromArray(items);
   }
   static fromArray<T>(items: readonly T[]): PyTuple<T> {
-    return PyTuple.of(...items);
+    // Not push(...items): spreading a long argument list overflows the stack (and is slower).
+    const t = new PyTuple<T>();
+    for (let i = 0; i < items.length; i++) t[i] = items[i]!;
+    return t;
   }
 }
 

@@ -24,6 +24,7 @@ import { SerializationError } from "../errors.js";
 import { formatPyFloat, pyIsoformat } from "../protocol/python-repr.js";
 import { checkValue, isPythonInt, type CheckOptions } from "./check.js";
 import type { Serializer } from "./serializer.js";
+import { encodeUtf8 } from "./utf8.js";
 
 export const YAML_RULES: CheckOptions = {
   format: "yaml",
@@ -618,7 +619,6 @@ const pyyamlTags = (tags: Tags): Tags => [
   ...tags.filter((t) => typeof t === "string" || !REPLACED.has(t.tag)),
 ];
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export const yamlSerializer: Serializer = {
@@ -628,7 +628,7 @@ export const yamlSerializer: Serializer = {
   encode(value: unknown): Uint8Array {
     checkValue(value, YAML_RULES, "body");
     // allow_unicode=False keeps the text ASCII.
-    return encoder.encode(safeDumpYaml(value));
+    return encodeUtf8(safeDumpYaml(value));
   },
   decode(bytes: Uint8Array): unknown {
     try {

@@ -20,17 +20,21 @@ export function toFieldValue(v: HeaderValue): AmqpFieldValue {
   }
   if (Array.isArray(v)) return v.map(toFieldValue);
   if (v !== null && typeof v === "object") {
-    const table: Record<string, AmqpFieldValue> = {};
-    for (const [k, x] of Object.entries(v)) table[k] = toFieldValue(x);
-    return table;
+    return toTable(v);
   }
   return v;
 }
 
+// Called for every header of every message published: a keys loop, not Object.entries' pair arrays.
+function toTable(record: { [key: string]: HeaderValue }): Record<string, AmqpFieldValue> {
+  const table: Record<string, AmqpFieldValue> = {};
+  for (const k of Object.keys(record)) table[k] = toFieldValue(record[k]!);
+  return table;
+}
+
 export function toPublishOptions(m: TaskMessage): Options.Publish {
   const p = m.properties;
-  const headers: Record<string, AmqpFieldValue> = {};
-  for (const [k, v] of Object.entries(p.headers)) headers[k] = toFieldValue(v);
+  const headers = toTable(p.headers);
   const options: Options.Publish = {
     contentType: p.contentType,
     contentEncoding: p.contentEncoding,

@@ -7,6 +7,7 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from "amqplib";
 import { ConfigurationError, ConnectionError, PublishError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
 import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
+import type { QueueDeclaration } from "../routing.js";
 import type { PublishOptions, PublishOutcome, Transport } from "../transport.js";
 import { toFieldValue, toPublishOptions } from "./amqp-properties.js";
 import { describeUrl, withHeartbeat } from "./amqp-url.js";
@@ -39,6 +40,8 @@ interface Link {
   lastSeen: number;
   dead: boolean;
   declared: Set<string>;
+  /** Declarations known done, by identity: the router shares one object per queue. */
+  declaredObjects: WeakSet<QueueDeclaration>;
   exchanges: Set<string>;
   /** correlation ids of messages RabbitMQ returned as unroutable; their ack follows the return. */
   returned: Map<string, string>;
@@ -152,6 +155,7 @@ export class AmqpTransport implements Transport {
       lastSeen: Date.now(),
       dead: false,
       declared: new Set(),
+      declaredObjects: new WeakSet(),
       exchanges: new Set(),
       returned: new Map(),
       blockedReason: null,
@@ -202,7 +206,15 @@ export class AmqpTransport implements Transport {
     // Fast path: everything declared and checked already on this connection (every publish after the first).
     let ready = true;
     for (const m of messages) {
-      if ((m.declare && !link.declared.has(declareKey(m.declare))) || (m.exchange !== "" && !link.exchanges.has(m.exchange)) || m.immediate) {
+      const d = m.declare;
+      if (d && !link.declaredObjects.has(d)) {
+        if (!link.declared.has(declareKey(d))) {
+          ready = false;
+          break;
+        }
+        link.declaredObjects.add(d);
+      }
+      if ((m.exchange !== "" && !link.exchanges.has(m.exchange)) || m.immediate) {
         ready = false;
         break;
       }
