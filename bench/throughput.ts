@@ -129,6 +129,21 @@ export async function measureThroughput(options: { n: number; reps: number; pyth
       },
     },
     {
+      id: "raw.drain",
+      label: "raw amqplib, confirm channel, publish all pausing on 'drain', then waitForConfirms (same bytes)",
+      n,
+      confirmed: true,
+      expect: n,
+      async once() {
+        const t0 = performance.now();
+        for (const r of rawMessages) {
+          if (!raw.channel.publish(r.exchange, r.routingKey, r.content, r.options)) await new Promise((wake) => raw.channel.once("drain", wake));
+        }
+        await raw.channel.waitForConfirms();
+        return (performance.now() - t0) / 1000;
+      },
+    },
+    {
       id: "sdk.sendMany",
       label: "celery-edge app.sendMany (build + publish + confirms)",
       n,

@@ -47,6 +47,8 @@ interface Link {
   returned: Map<string, string>;
   blockedReason: string | null;
   unblocked: Array<() => void>;
+  /** Publishers waiting for amqplib's channel buffer to drain; also woken when the link dies. */
+  drained: Array<() => void>;
 }
 
 function deadline<T>(promise: Promise<T>, ms: number, onTimeout: () => CeleryError): Promise<T> {
@@ -160,6 +162,7 @@ export class AmqpTransport implements Transport {
       returned: new Map(),
       blockedReason: null,
       unblocked: [],
+      drained: [],
     };
     const stream = (model.connection as unknown as { stream?: { on(e: string, f: () => void): void } }).stream;
     stream?.on("data", () => {
@@ -170,6 +173,9 @@ export class AmqpTransport implements Transport {
     model.on("close", die);
     channel.on("error", () => {});
     channel.on("close", die);
+    channel.on("drain", () => {
+      for (const wake of link.drained.splice(0)) wake();
+    });
     model.on("blocked", (reason: string) => {
       link.blockedReason = reason || "blocked";
     });
@@ -193,6 +199,7 @@ export class AmqpTransport implements Transport {
     link.dead = true;
     if (this.link === link) this.link = undefined;
     for (const wake of link.unblocked.splice(0)) wake();
+    for (const wake of link.drained.splice(0)) wake();
     const stream = (link.model.connection as unknown as { stream?: { destroy(): void } }).stream;
     stream?.destroy();
   }
@@ -338,11 +345,10 @@ export class AmqpTransport implements Transport {
           settle(i, { ok: false, error: new TimeoutError(`no confirm for task ${m.meta.id} from ${this.where} within ${timeout} ms; it may or may not have been delivered`) }),
         );
       }, timeout);
-      messages.forEach((m, i) => {
-        if (outcomes[i] !== undefined) return;
+      const publishOne = (m: TaskMessage, i: number): boolean => {
         const content = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
         try {
-          link.channel.publish(m.exchange, m.routingKey, content, toPublishOptions(m), (err) => {
+          return link.channel.publish(m.exchange, m.routingKey, content, toPublishOptions(m), (err) => {
             const key = m.properties.correlationId ?? "";
             const returned = link.returned.get(key);
             if (returned !== undefined) link.returned.delete(key);
@@ -363,8 +369,23 @@ export class AmqpTransport implements Transport {
           });
         } catch (err) {
           settle(i, { ok: false, error: asCeleryError(err, (msg, cause) => new PublishError("ERR_PUBLISH", msg, { cause })) });
+          return true;
         }
-      });
+      };
+      // amqplib queues frames per channel and writes them to the socket only between turns of the
+      // event loop. Waiting for 'drain' whenever that queue is full lets frames flow (and confirms
+      // come back) while the rest of a large batch is still being encoded, instead of the whole
+      // batch piling up in memory first.
+      void (async () => {
+        for (let i = 0; i < messages.length; i++) {
+          if (outcomes[i] !== undefined) continue;
+          if (link.dead) {
+            settle(i, { ok: false, error: new ConnectionError(`connection to ${this.where} was lost before task ${messages[i]!.meta.id} was sent; it was not published`) });
+            continue;
+          }
+          if (!publishOne(messages[i]!, i) && i + 1 < messages.length) await new Promise<void>((wake) => link.drained.push(wake));
+        }
+      })();
     });
   }
 

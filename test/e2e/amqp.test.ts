@@ -1,12 +1,13 @@
 /**
  * The producer SDK on the direct AMQP path, proven by a real Celery 5 worker's own execution records.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Celery, PublishError, type CeleryError } from "../../sdk/node.js";
+import type { ConfirmChannel } from "amqplib";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { BatchPublishError, Celery, PublishError, type CeleryError } from "../../sdk/node.js";
 import { AmqpTransport } from "../../sdk/transports/amqp.js";
 import { startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.js";
 import { ExecutionLog } from "../helpers/executions.js";
-import { purgeQueues, queueDepth, withChannel } from "../helpers/rabbit.js";
+import { purgeQueues, queueDepth, withChannel, withConfirmChannel } from "../helpers/rabbit.js";
 import { startTcpProxy } from "../helpers/tcp-proxy.js";
 
 const BROKER = "amqp://guest:guest@127.0.0.1:5672//";
@@ -159,6 +160,9 @@ describe("timing", () => {
   });
 });
 
+/** amqplib's confirm channel class (its module is not importable directly), as the SDK gets it. */
+const confirmChannelPrototype = (): Promise<ConfirmChannel> => withConfirmChannel(async (ch) => Object.getPrototypeOf(ch) as ConfirmChannel);
+
 describe("AMQP semantics", () => {
   it("reuses one connection across many calls", async () => {
     const local = new AmqpTransport({ url: BROKER });
@@ -177,6 +181,67 @@ describe("AMQP semantics", () => {
     const recs = await log.waitFor(100, 30_000);
     expect(new Set(recs.map((r) => r.id))).toEqual(new Set(results.map((r) => r.id)));
   });
+
+  it("sends a batch bigger than amqplib's write buffer in slices, waiting for 'drain', and every task runs", async () => {
+    // Prepare: watch (not replace) amqplib's publish, to know the batch really outgrew the buffer.
+    const publish = vi.spyOn(await confirmChannelPrototype(), "publish");
+    try {
+      // Act
+      const results = await app.sendMany(Array.from({ length: 3_000 }, (_, i) => ({ task: "tasks.add", args: [i, 1] })));
+
+      // Assess
+      expect(publish.mock.results.some((r) => r.type === "return" && r.value === false)).toBe(true);
+      const recs = await log.waitFor(3_000, 120_000);
+      expect(new Set(recs.map((r) => r.id))).toEqual(new Set(results.map((r) => r.id)));
+    } finally {
+      publish.mockRestore();
+    }
+  }, 150_000);
+
+  it("fails the unwritten rest of a batch as not published when the connection drops while it waits for 'drain'", async () => {
+    // Prepare: the connection goes through a proxy that is cut the first time amqplib's buffer fills.
+    const proxy = await startTcpProxy({ host: "127.0.0.1", port: 5672 });
+    const a = new Celery({ broker: new AmqpTransport({ url: `amqp://guest:guest@127.0.0.1:${proxy.port}//` }), ...appOptions });
+    await a.sendTask("tasks.echo", { args: ["connected"] });
+    await log.waitFor(1);
+    const proto = await confirmChannelPrototype();
+    const original = proto.publish;
+    let cut = false;
+    proto.publish = function (this: ConfirmChannel, ...args: Parameters<ConfirmChannel["publish"]>): boolean {
+      const ok = original.apply(this, args);
+      if (!ok && !cut) {
+        cut = true;
+        proxy.setDown(true);
+      }
+      return ok;
+    };
+    try {
+      // Act
+      const err = await a.sendMany(Array.from({ length: 3_000 }, (_, i) => ({ task: "tasks.echo", args: [`cut-${i}`] }))).catch((e: unknown) => e);
+
+      // Assess: every task has a typed outcome; the ones never written say so and never run.
+      expect(cut).toBe(true);
+      expect(err).toBeInstanceOf(BatchPublishError);
+      const outcomes = (err as BatchPublishError).outcomes;
+      expect(outcomes).toHaveLength(3_000);
+      const failed = outcomes.filter((o) => !o.ok);
+      for (const o of failed) expect(["ERR_CONNECTION", "ERR_CHANNEL_CLOSED"]).toContain(o.error.code);
+      const unwritten = failed.filter((o) => o.error.code === "ERR_CONNECTION" && /it was not published/.test(o.error.message));
+      expect(unwritten.length).toBeGreaterThan(0);
+      const confirmed = outcomes.filter((o) => o.ok).map((o) => o.id);
+      const wanted = new Set(confirmed);
+      if (wanted.size > 0) await log.waitFor({ where: (r) => wanted.has(r.id), count: wanted.size }, 60_000);
+      // Whatever the broker took before the cut is run by now or soon; give it a moment, then check.
+      for (let i = 0; i < 50 && (await queueDepth("ce.default")) > 0; i++) await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 1_000));
+      const ran = new Set((await log.read()).map((r) => r.id));
+      expect(unwritten.filter((o) => ran.has(o.id))).toEqual([]);
+    } finally {
+      proto.publish = original;
+      await a.close();
+      await proxy.close();
+    }
+  }, 120_000);
 
   it("rejects an unroutable mandatory task with ERR_UNROUTABLE", async () => {
     const err = await app.sendTask("tasks.echo", { args: [], exchange: "celery_edge.topic", routingKey: "nobody.listens", mandatory: true }).catch((e: CeleryError) => e);
