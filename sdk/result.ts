@@ -37,7 +37,7 @@ export function installResultWaiting(impl: ResultWaiting): void {
 export function resultWaiting(): ResultWaiting {
   if (!waiting) {
     throw new UnsupportedRuntimeError(
-      'waiting for results is not enabled in this bundle: under Node, import "celery-edge" (it is enabled there); elsewhere call enableResults() and configure a fetch-capable result backend',
+      'waiting for results is not enabled here: import "celery-edge" under Node, or call enableResults() and pass a fetch-based ResultBackend',
     );
   }
   return waiting;
