@@ -73,10 +73,10 @@ function start(
   return { runner, errors };
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+async function waitFor(condition: () => boolean, timeoutMs = 10_000, state?: () => unknown): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms${state ? `; state: ${JSON.stringify(state())}` : ""}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
@@ -218,7 +218,8 @@ describe("startSqsEventSource", () => {
       batches.push(event.Records);
       return batches.length === 1 ? { batchItemFailures: [{ itemIdentifier: "not-a-message-id" }] } : undefined;
     });
-    await waitFor(() => batches.length === 2);
+    // Seen once under full-suite load: no second batch within 10 s. The state says what did arrive.
+    await waitFor(() => batches.length === 2, 20_000, () => ({ batches: batches.map((b) => b.map((r) => [r.body, r.attributes.ApproximateReceiveCount])), stats: runner.stats }));
     await runner.stop();
 
     expect(batches[1]).toHaveLength(2);
