@@ -23,6 +23,7 @@ interface PackageJson {
   version: string;
   files: string[];
   exports: Record<string, unknown>;
+  dependencies?: Record<string, string>;
 }
 
 let work: string;
@@ -76,6 +77,24 @@ describe("the packed tarball", () => {
       expect(packed).toContain(`dist/sdk/${entry}.d.ts`);
     }
     expect(packed.filter((p) => /^(sdk|test|functions|infra|examples)\//.test(p) || (p.endsWith(".ts") && !p.endsWith(".d.ts")))).toEqual([]);
+  });
+
+  it("depends on exactly the packages its built code imports (the relay's Powertools and AWS clients are not among them)", async () => {
+    // Prepare: every bare specifier the published JavaScript imports, statically or dynamically.
+    const jsFiles = packed.filter((p) => p.endsWith(".js"));
+    const imported = new Set<string>();
+    for (const file of jsFiles) {
+      const text = await readFile(join(work, "stage", file), "utf8");
+      for (const m of text.matchAll(/(?:^|[\s;])(?:import|export)\s[^"']*?from\s*["']([^"'./][^"']*)["']|import\(\s*["']([^"'./][^"']*)["']\s*\)/gm)) {
+        const spec = (m[1] ?? m[2])!;
+        if (spec.startsWith("node:") || spec.startsWith("celery-edge")) continue;
+        imported.add(spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!);
+      }
+    }
+
+    // Assess
+    expect(jsFiles.length).toBeGreaterThan(10);
+    expect([...imported].sort()).toEqual(Object.keys(pkg.dependencies ?? {}).sort());
   });
 
   it("passes publint with no error, warning or suggestion", async () => {
