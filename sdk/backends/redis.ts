@@ -8,8 +8,9 @@
  * (Celery's `ResultConsumer` does the same on reconnect). Every wait of a backend shares one
  * subscriber connection and one command connection, however many ids are awaited.
  */
-import { RESP_TYPES, createClient } from "redis";
+import type * as NodeRedis from "redis";
 import { ConfigurationError, ResultBackendError, asCeleryError, type CeleryError } from "../errors.js";
+import { importPeer } from "../peer.js";
 import { getSerializer } from "../serializers/index.js";
 import type { ResultBackend, ResultMeta, WaitOptions } from "./backend.js";
 import { metaFromStored, pendingMeta } from "./exceptions.js";
@@ -102,7 +103,7 @@ export function decodeStoredMeta(bytes: Uint8Array, taskId: string, resultSerial
 
 type Client = ReturnType<typeof createBinaryClient>;
 
-function createBinaryClient(target: RedisTarget, name: string, connectTimeout: number) {
+function createBinaryClient({ createClient, RESP_TYPES }: typeof NodeRedis, target: RedisTarget, name: string, connectTimeout: number) {
   return createClient({
     socket: {
       host: target.host,
@@ -319,7 +320,8 @@ export class RedisBackend implements ResultBackend {
   }
 
   private async connect(role: string): Promise<Client> {
-    const client = createBinaryClient(this.target, `${this.clientName}:${role}`, this.connectTimeout);
+    const redis = await importPeer("redis", "the redis:// result backend", () => import("redis"));
+    const client = createBinaryClient(redis, this.target, `${this.clientName}:${role}`, this.connectTimeout);
     let connected = false;
     let firstError: Error | undefined;
     // Never `off()` on this client: it is a withTypeMapping view whose EventEmitter state lives on the

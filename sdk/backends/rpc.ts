@@ -12,7 +12,8 @@
  * There is no store: one consumer (for every id) keeps the last state seen per task, including
  * results nobody has asked for yet.
  */
-import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from "amqplib";
+import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
+import { importPeer } from "../peer.js";
 import { describeUrl, withHeartbeat } from "../transports/amqp-url.js";
 import { decompress } from "../compression.js";
 import { ConfigurationError, ResultBackendError, TimeoutError, asCeleryError, redact } from "../errors.js";
@@ -149,7 +150,9 @@ export class RpcBackend implements ResultBackend {
     try {
       model = await Promise.race([
         // The connection name shows in the management UI and `rabbitmqctl list_connections user_provided_name`.
-        amqp.connect(this.url, { timeout: this.connectTimeout, clientProperties: { connection_name: `celery-edge rpc results ${this.replyTo}` } }),
+        importPeer("amqplib", "the rpc:// result backend", () => import("amqplib")).then(({ connect }) =>
+          connect(this.url, { timeout: this.connectTimeout, clientProperties: { connection_name: `celery-edge rpc results ${this.replyTo}` } }),
+        ),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new TimeoutError(`connecting to ${this.where} for rpc:// results took longer than ${this.connectTimeout} ms`)),

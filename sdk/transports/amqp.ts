@@ -4,11 +4,12 @@
  * connection per transport, reused across calls and warm Lambda invocations, re-opened after it
  * breaks; a publish resolves only when RabbitMQ confirmed it.
  */
-import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from "amqplib";
+import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import { ConfigurationError, ConnectionError, PublishError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
 import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
 import type { QueueDeclaration } from "../routing.js";
 import type { PublishOptions, PublishOutcome, Transport } from "../transport.js";
+import { importPeer } from "../peer.js";
 import { toFieldValue, toPublishOptions } from "./amqp-properties.js";
 import { describeUrl, withHeartbeat } from "./amqp-url.js";
 
@@ -145,7 +146,9 @@ export class AmqpTransport implements Transport {
 
   private async connect(connectTimeout: number): Promise<Link> {
     const model = await deadline(
-      amqp.connect(this.url, { noDelay: true, ...this.socketOptions, timeout: connectTimeout }),
+      importPeer("amqplib", "an amqp:// broker", () => import("amqplib")).then(({ connect }) =>
+        connect(this.url, { noDelay: true, ...this.socketOptions, timeout: connectTimeout }),
+      ),
       connectTimeout,
       () => new TimeoutError(`connecting to ${this.where} took longer than ${connectTimeout} ms`),
     );

@@ -13,6 +13,10 @@ import { formatMessage } from "publint/utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundle, measure, REPO_ROOT, WORKERD_CONDITIONS } from "./bundle.js";
 import { workerdStartupFailure } from "./runtimes.js";
+import { deleteQueues, getRawMessage } from "../helpers/rabbit.js";
+
+/** Where the installed package's test tasks go; nobody consumes it, and it is deleted after. */
+const PKG_QUEUE = "ce.pkg";
 
 const run = promisify(execFile);
 const NPM = "npm";
@@ -24,6 +28,8 @@ interface PackageJson {
   files: string[];
   exports: Record<string, unknown>;
   dependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
 }
 
 let work: string;
@@ -94,7 +100,7 @@ describe("the packed tarball", () => {
 
     // Assess
     expect(jsFiles.length).toBeGreaterThan(10);
-    expect([...imported].sort()).toEqual(Object.keys(pkg.dependencies ?? {}).sort());
+    expect([...imported].sort()).toEqual(Object.keys({ ...pkg.dependencies, ...pkg.peerDependencies }).sort());
   });
 
   it("passes publint with no error, warning or suggestion", async () => {
@@ -132,6 +138,10 @@ describe("installed into a fresh project", () => {
       out.serializers = ["json", "yaml", "msgpack", "pickle"].map((n) => getSerializer(n).contentType);
       await app.close();
       out.version = (await import("celery-edge/package.json", { with: { type: "json" } })).default.version;
+      // amqplib is an optional peer and not installed here: sending says what to install.
+      const bare = new Celery({ broker: "amqp://guest:guest@127.0.0.1:5672//", connectTimeout: 5000 });
+      out.withoutAmqplib = await bare.sendTask("tasks.add", { args: [1, 2], queue: "${PKG_QUEUE}" }).then(() => "sent", (e) => \`\${e.constructor.name} \${e.code}: \${e.message}\`);
+      await bare.close();
       console.log(JSON.stringify(out));`;
     await writeFile(join(app, "check.mjs"), script);
 
@@ -146,6 +156,30 @@ describe("installed into a fresh project", () => {
     expect(out.transport).toBe("AmqpTransport");
     expect(out.serializers).toEqual(["application/json", "application/x-yaml", "application/x-msgpack", "application/x-python-serialize"]);
     expect(out.version).toBe(pkg.version);
+    expect(out.withoutAmqplib).toBe('ConfigurationError ERR_CONFIGURATION: an amqp:// broker needs the optional dependency "amqplib": npm install amqplib');
+  });
+
+  it("publishes over amqp:// once the optional peer amqplib is installed", async () => {
+    // Prepare
+    await sh(NPM, ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts", `amqplib@${pkg.devDependencies!.amqplib}`], app, 120_000);
+    const script = `
+      const { Celery } = await import("celery-edge");
+      const app = new Celery({ broker: "amqp://guest:guest@127.0.0.1:5672//", connectTimeout: 5000 });
+      const r = await app.sendTask("tasks.add", { args: [1, 2], queue: "${PKG_QUEUE}" });
+      await app.close();
+      console.log(JSON.stringify({ id: r.id }));`;
+    await writeFile(join(app, "send.mjs"), script);
+
+    try {
+      // Act
+      const out = JSON.parse(await sh(process.execPath, ["send.mjs"], app)) as { id: string };
+
+      // Assess: the broker holds the confirmed task.
+      const message = await getRawMessage(PKG_QUEUE);
+      expect(message?.properties.correlationId).toBe(out.id);
+    } finally {
+      await deleteQueues([PKG_QUEUE]);
+    }
   });
 
   it("type-checks a strict TypeScript consumer against the published declarations", async () => {
