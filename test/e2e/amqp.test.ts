@@ -235,6 +235,11 @@ describe("AMQP semantics", () => {
       for (let i = 0; i < 50 && (await queueDepth("ce.default")) > 0; i++) await new Promise((r) => setTimeout(r, 200));
       await new Promise((r) => setTimeout(r, 1_000));
       const ran = new Set((await log.read()).map((r) => r.id));
+      console.log(
+        `[reliability] cut while waiting for 'drain': ${confirmed.length} confirmed, ${failed.length - unwritten.length} ERR_CHANNEL_CLOSED (written, unconfirmed), ` +
+          `${unwritten.length} ERR_CONNECTION not published; ran: ${confirmed.filter((id) => ran.has(id)).length} confirmed, ` +
+          `${failed.filter((o) => o.error.code === "ERR_CHANNEL_CLOSED" && ran.has(o.id)).length} unconfirmed, ${unwritten.filter((o) => ran.has(o.id)).length} unwritten`,
+      );
       expect(unwritten.filter((o) => ran.has(o.id))).toEqual([]);
     } finally {
       proto.publish = original;
