@@ -210,13 +210,7 @@ export class Celery implements ResultHost {
       }
     }
 
-    const given = {
-      queue: callOptions.queue ?? taskOptions.queue,
-      exchange: callOptions.exchange ?? taskOptions.exchange,
-      routingKey: callOptions.routingKey ?? taskOptions.routingKey,
-      priority: callOptions.priority ?? taskOptions.priority,
-    };
-    const dest = this.router.resolve(name, args, kwargs, given);
+    const dest = this.router.resolve(name, args, kwargs, { queue: o.queue, exchange: o.exchange, routingKey: o.routingKey, priority: o.priority });
 
     const fields: TaskFields = {
       id,
