@@ -9,7 +9,7 @@ import type { ResultBackend } from "./backends/backend.js";
 import { instantFromDate, instantFromMillis, isoformat, millisOf, parseIso, type Instant } from "./protocol/isoformat.js";
 import { encodeTaskMessage } from "./protocol/encode.js";
 import type { TaskFields } from "./protocol/fields.js";
-import { msUntilEta, type TaskMessage } from "./protocol/message.js";
+import { isFarEta, type TaskMessage } from "./protocol/message.js";
 import {
   checkApplyOptions,
   checkSendOptions,
@@ -256,8 +256,7 @@ export class Celery implements ResultHost {
   private transportFor(message: TaskMessage): Transport {
     const parking = this.options.parking;
     if (parking && message.meta.eta !== null) {
-      const dueIn = msUntilEta(message.meta);
-      if (dueIn > (parking.thresholdSeconds ?? 900) * 1000) return parking.transport;
+      if (isFarEta(message.meta, parking.thresholdSeconds ?? 900)) return parking.transport;
     }
     return this.transport;
   }

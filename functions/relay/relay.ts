@@ -7,7 +7,7 @@
 import type { SQSRecord } from "aws-lambda";
 import { decodeEnvelope } from "../../sdk/envelope.js";
 import { EnvelopeError } from "../../sdk/errors.js";
-import { msUntilEta, type TaskMessage } from "../../sdk/protocol/message.js";
+import { isFarEta, type TaskMessage } from "../../sdk/protocol/message.js";
 import type { Transport } from "../../sdk/transport.js";
 
 export interface RelayLogger {
@@ -43,7 +43,7 @@ export async function relayRecord(record: SQSRecord, deps: RelayDeps): Promise<R
   const task = { ...base, taskId: message.meta.id, taskName: message.meta.name };
   try {
     const now = deps.now?.() ?? Date.now();
-    if (deps.park && msUntilEta(message.meta, now) > deps.park.thresholdSeconds * 1000) {
+    if (deps.park && isFarEta(message.meta, deps.park.thresholdSeconds, now)) {
       await deps.park.transport.publish(message);
       deps.logger.info("parked far-ETA task", { ...task, eta: message.meta.eta });
       return "parked";

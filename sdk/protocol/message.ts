@@ -56,3 +56,8 @@ export interface PublishReceipt {
 export function msUntilEta(meta: TaskMeta, now = Date.now()): number {
   return meta.eta === null ? 0 : millisOf(parseIso(meta.eta, "eta")) - now;
 }
+
+/** Whether a task is due later than `thresholdSeconds`: the app and the relay park such tasks. */
+export function isFarEta(meta: TaskMeta, thresholdSeconds: number, now = Date.now()): boolean {
+  return msUntilEta(meta, now) > thresholdSeconds * 1000;
+}
