@@ -342,10 +342,19 @@ export class AmqpTransport implements Transport {
           done(outcomes as PublishOutcome[]);
         }
       };
+      /** Messages before this index were handed to amqplib; the rest were never written. */
+      let handedOver = 0;
       const timer = setTimeout(() => {
         this.kill(link);
         messages.forEach((m, i) =>
-          settle(i, { ok: false, error: new TimeoutError(`no confirm for task ${m.meta.id} from ${this.where} within ${timeout} ms; it may or may not have been delivered`) }),
+          settle(i, {
+            ok: false,
+            error: new TimeoutError(
+              i < handedOver
+                ? `no confirm for task ${m.meta.id} from ${this.where} within ${timeout} ms; it may or may not have been delivered`
+                : `task ${m.meta.id} was still waiting for ${this.where} to take more data after ${timeout} ms; it was not published`,
+            ),
+          }),
         );
       }, timeout);
       const publishOne = (m: TaskMessage, i: number): boolean => {
@@ -386,7 +395,9 @@ export class AmqpTransport implements Transport {
             settle(i, { ok: false, error: new ConnectionError(`connection to ${this.where} was lost before task ${messages[i]!.meta.id} was sent; it was not published`) });
             continue;
           }
-          if (!publishOne(messages[i]!, i) && i + 1 < messages.length) await new Promise<void>((wake) => link.drained.push(wake));
+          const more = publishOne(messages[i]!, i);
+          handedOver = i + 1;
+          if (!more && i + 1 < messages.length) await new Promise<void>((wake) => link.drained.push(wake));
         }
       })();
     });

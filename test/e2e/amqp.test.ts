@@ -248,6 +248,43 @@ describe("AMQP semantics", () => {
     }
   }, 120_000);
 
+  it("times out the unwritten rest of a batch as not published when 'drain' never comes", async () => {
+    // Prepare: amqplib reports its buffer full after the 5th task, and no 'drain' follows.
+    const a = new Celery({ broker: new AmqpTransport({ url: BROKER }), ...appOptions, publishTimeout: 1_000 });
+    await a.sendTask("tasks.echo", { args: ["connected"] });
+    await log.waitFor(1);
+    const proto = await confirmChannelPrototype();
+    const original = proto.publish;
+    let calls = 0;
+    proto.publish = function (this: ConfirmChannel, ...args: Parameters<ConfirmChannel["publish"]>): boolean {
+      original.apply(this, args);
+      return ++calls < 5;
+    };
+    try {
+      // Act
+      const err = await a.sendMany(Array.from({ length: 20 }, (_, i) => ({ task: "tasks.echo", args: [`stuck-${i}`] }))).catch((e: unknown) => e);
+
+      // Assess: the 5 written are confirmed (or "may or may not"); the 15 never written say so and never run.
+      expect(err).toBeInstanceOf(BatchPublishError);
+      const outcomes = (err as BatchPublishError).outcomes;
+      const unwritten = outcomes.slice(5);
+      for (const o of unwritten) {
+        expect(o.ok).toBe(false);
+        if (!o.ok) {
+          expect(o.error.code).toBe("ERR_TIMEOUT");
+          expect(o.error.message).toMatch(/it was not published/);
+        }
+      }
+      for (const o of outcomes.slice(0, 5)) if (!o.ok) expect(o.error.message).toMatch(/may or may not have been delivered/);
+      await new Promise((r) => setTimeout(r, 1_500));
+      const ran = new Set((await log.read()).map((r) => r.id));
+      expect(unwritten.filter((o) => ran.has(o.id))).toEqual([]);
+    } finally {
+      proto.publish = original;
+      await a.close();
+    }
+  }, 60_000);
+
   it("rejects an unroutable mandatory task with ERR_UNROUTABLE", async () => {
     const err = await app.sendTask("tasks.echo", { args: [], exchange: "celery_edge.topic", routingKey: "nobody.listens", mandatory: true }).catch((e: CeleryError) => e);
     expect(err).toBeInstanceOf(PublishError);
