@@ -546,8 +546,10 @@ describe("the rpc:// backend", () => {
 
   it("rejects a wait with ResultBackendError when the broker closes the results connection", async () => {
     // Arrange
+    // The task outlives the close by far: listing and closing connections with rabbitmqctl took
+    // over 2 s under a loaded CI run, and a 2 s task then finished first (seen once in CI).
     const { sleep } = tasksOf(app);
-    const result = await sleep.delay(2);
+    const result = await sleep.delay(8);
     const waiting = rejection(result.get({ timeout: 20_000 }));
     await new Promise((r) => setTimeout(r, 300));
     const listing = await rabbitmqctl(["list_connections", "pid", "client_properties", "-q", "--no-table-headers"]);
