@@ -23,6 +23,7 @@ export type ErrorCode =
   | "ERR_ENVELOPE"
   | "ERR_BATCH"
   | "ERR_RESULT_BACKEND"
+  | "ERR_RESULT_DECODE"
   | "ERR_CLOSED";
 
 export class CeleryError extends Error {
@@ -107,6 +108,20 @@ export class EnvelopeError extends CeleryError {
 export class ResultBackendError extends CeleryError {
   constructor(message: string, options?: ErrorOptions) {
     super("ERR_RESULT_BACKEND", message, options);
+  }
+}
+
+/**
+ * A result that reached the backend but cannot be read: a format outside `resultAccept`, bytes the
+ * format cannot decode, a decoder limit exceeded, or no Celery task meta. `taskId` names the task
+ * when the backend knows it. A `ResultBackendError`, so code that caught those still catches it.
+ */
+export class ResultDecodeError extends ResultBackendError {
+  override readonly code: ErrorCode = "ERR_RESULT_DECODE";
+  readonly taskId: string | undefined;
+  constructor(message: string, taskId?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.taskId = taskId;
   }
 }
 
