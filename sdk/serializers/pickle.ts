@@ -16,9 +16,10 @@
  * arrays) and datetimes. It never calls anything: any other class comes back as an inert
  * `{ module, name, args }` record (how a pickled exception result reads).
  */
-import { SerializationError } from "../errors.js";
+import { CeleryError, SerializationError } from "../errors.js";
 import { datetimeFields } from "../protocol/python-repr.js";
 import { checkValue, isPythonInt, type CheckOptions } from "./check.js";
+import { checkInputSize, resolveDecodeLimits, type DecodeLimits, type ResolvedDecodeLimits } from "./limits.js";
 import { isPyTuple, PyTuple } from "./python-values.js";
 import type { Serializer } from "./serializer.js";
 
@@ -491,25 +492,48 @@ class PyTimedelta {
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** Python's `sys.int_info.default_max_str_digits`: longer decimal ints are refused, as Python refuses them. */
+const MAX_INT_DIGITS = 4300;
+/** LONG4 payloads beyond this are refused; 4 300 decimal digits take 1 786 bytes. */
+const MAX_LONG_BYTES = 2048;
+/** Work every pickle may do whatever its size, so tiny pickles are not refused for their fixed cost. */
+const BASE_WORK = 4096;
+
 class PickleReader {
   private pos = 0;
   private readonly view: DataView;
   private stack: unknown[] = [];
   private readonly marks: unknown[][] = [];
   private readonly memo = new Map<number, unknown>();
+  /** Steps left: one per opcode, plus one per element or byte a step copies (see `DecodeLimits`). */
+  private work: number;
   /** Set once a global is met; only then can timedeltas or stray classes need a final pass. */
   usedGlobals = false;
 
-  constructor(private readonly bytes: Uint8Array) {
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly limits: ResolvedDecodeLimits,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.work = BASE_WORK + limits.pickleWorkPerByte * bytes.length;
   }
 
-  private fail(message: string): never {
+  fail(message: string): never {
     throw new SerializationError(`cannot decode pickle at byte ${this.pos}: ${message}`, "body");
   }
 
+  /** Charges `n` steps; a pickle that needs more than its size allows is refused (e.g. copying one list over and over). */
+  private spend(n: number): void {
+    this.work -= n;
+    if (this.work < 0) {
+      this.fail(`it needs more than ${this.limits.pickleWorkPerByte} decoding steps per byte (pickleWorkPerByte): refused as a resource-exhaustion attempt`);
+    }
+  }
+
   private take(n: number): Uint8Array {
-    if (n > this.bytes.length - this.pos) this.fail("data ends too soon");
+    // A negative length would move the reader backwards: a loop that never ends.
+    if (!Number.isSafeInteger(n) || n < 0) this.fail(`invalid length ${n}`);
+    if (n > this.bytes.length - this.pos) this.fail(`a length of ${n} bytes runs past the end of the data`);
     const out = this.bytes.subarray(this.pos, this.pos + n);
     this.pos += n;
     return out;
@@ -543,11 +567,18 @@ class PickleReader {
   private line(): string {
     const end = this.bytes.indexOf(0x0a, this.pos);
     if (end < 0) this.fail("missing newline");
+    this.spend(end - this.pos);
     // Byte-for-character (Latin-1); TextDecoder("latin1") would be windows-1252.
     let text = "";
     for (let i = this.pos; i < end; i++) text += String.fromCharCode(this.bytes[i]!);
     this.pos = end + 1;
     return text;
+  }
+  /** A memo index or an int written as text (protocol 0). */
+  private decimalLine(): number {
+    const text = this.line();
+    if (!/^\d{1,15}$/.test(text)) this.fail(`not a memo index: ${JSON.stringify(text.slice(0, 20))}`);
+    return Number(text);
   }
 
   private pop(): unknown {
@@ -563,6 +594,7 @@ class PickleReader {
     const previous = this.marks.pop();
     if (!previous) this.fail("MARK missing");
     this.stack = previous;
+    this.spend(items.length);
     return items;
   }
 
@@ -573,9 +605,46 @@ class PickleReader {
     this.stack.push(value);
   }
 
+  private text(bytes: Uint8Array): string {
+    this.spend(bytes.length);
+    return decodeUtf8Surrogatepass(bytes);
+  }
+
+  private copyBytes(bytes: Uint8Array): Uint8Array {
+    this.spend(bytes.length);
+    // new Uint8Array(view) copies, and gives a plain Uint8Array even when the input is a Buffer.
+    return new Uint8Array(bytes);
+  }
+
+  private long(length: number): number | bigint {
+    if (length < 0) this.fail(`negative LONG4 length ${length}`);
+    if (length > MAX_LONG_BYTES) this.fail(`an int of ${length} bytes is over the ${MAX_LONG_BYTES}-byte limit`);
+    const bytes = this.take(length);
+    this.spend(length);
+    return intFromLong(bytes);
+  }
+
+  private intText(text: string): number | bigint {
+    const digits = /^[-+]?(\d+)$/.exec(text);
+    if (!digits) this.fail(`not an int: ${JSON.stringify(text.slice(0, 20))}`);
+    if (digits[1]!.length > MAX_INT_DIGITS) this.fail(`an int of more than ${MAX_INT_DIGITS} digits`);
+    const n = BigInt(text);
+    return n <= MAX_SAFE && n >= -MAX_SAFE ? Number(n) : n;
+  }
+
+  private floatText(text: string): number {
+    const t = text.trim().toLowerCase();
+    if (t === "inf" || t === "+inf" || t === "infinity") return Infinity;
+    if (t === "-inf" || t === "-infinity") return -Infinity;
+    if (t === "nan" || t === "+nan" || t === "-nan") return NaN;
+    if (!/^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/.test(t)) this.fail(`not a float: ${JSON.stringify(text.slice(0, 20))}`);
+    return Number(t);
+  }
+
   read(): unknown {
     for (;;) {
       const op = this.u8();
+      this.spend(1);
       switch (op) {
         case OP.PROTO:
           this.u8();
@@ -618,18 +687,18 @@ class PickleReader {
           this.stack.push(this.i32());
           break;
         case OP.LONG1:
-          this.stack.push(intFromLong(this.take(this.u8())));
+          this.stack.push(this.long(this.u8()));
           break;
         case OP.LONG4:
-          this.stack.push(intFromLong(this.take(this.i32())));
+          this.stack.push(this.long(this.i32()));
           break;
         case OP.INT: {
           const text = this.line();
-          this.stack.push(text === "01" ? true : text === "00" ? false : intFromText(text));
+          this.stack.push(text === "01" ? true : text === "00" ? false : this.intText(text));
           break;
         }
         case OP.LONG:
-          this.stack.push(intFromText(this.line().replace(/L$/, "")));
+          this.stack.push(this.intText(this.line().replace(/L$/, "")));
           break;
         case OP.BINFLOAT: {
           const at = this.pos;
@@ -638,30 +707,29 @@ class PickleReader {
           break;
         }
         case OP.FLOAT:
-          this.stack.push(Number(this.line()));
+          this.stack.push(this.floatText(this.line()));
           break;
         case OP.SHORT_BINUNICODE:
-          this.stack.push(decodeUtf8Surrogatepass(this.take(this.u8())));
+          this.stack.push(this.text(this.take(this.u8())));
           break;
         case OP.BINUNICODE:
-          this.stack.push(decodeUtf8Surrogatepass(this.take(this.u32())));
+          this.stack.push(this.text(this.take(this.u32())));
           break;
         case OP.BINUNICODE8:
-          this.stack.push(decodeUtf8Surrogatepass(this.take(this.u64())));
+          this.stack.push(this.text(this.take(this.u64())));
           break;
         case OP.UNICODE:
-          this.stack.push(unescapeRawUnicode(this.line()));
+          this.stack.push(unescapeRawUnicode(this.line(), (m) => this.fail(m)));
           break;
-        // new Uint8Array(view) copies, and gives a plain Uint8Array even when the input is a Buffer.
         case OP.SHORT_BINBYTES:
-          this.stack.push(new Uint8Array(this.take(this.u8())));
+          this.stack.push(this.copyBytes(this.take(this.u8())));
           break;
         case OP.BINBYTES:
-          this.stack.push(new Uint8Array(this.take(this.u32())));
+          this.stack.push(this.copyBytes(this.take(this.u32())));
           break;
         case OP.BINBYTES8:
         case OP.BYTEARRAY8:
-          this.stack.push(new Uint8Array(this.take(this.u64())));
+          this.stack.push(this.copyBytes(this.take(this.u64())));
           break;
         case OP.EMPTY_LIST:
           this.stack.push([]);
@@ -730,7 +798,7 @@ class PickleReader {
           this.memo.set(this.memo.size, this.top());
           break;
         case OP.PUT:
-          this.memo.set(Number(this.line()), this.top());
+          this.memo.set(this.decimalLine(), this.top());
           break;
         case OP.BINPUT:
           this.memo.set(this.u8(), this.top());
@@ -739,7 +807,7 @@ class PickleReader {
           this.memo.set(this.u32(), this.top());
           break;
         case OP.GET:
-          this.pushMemo(Number(this.line()));
+          this.pushMemo(this.decimalLine());
           break;
         case OP.BINGET:
           this.pushMemo(this.u8());
@@ -788,6 +856,8 @@ class PickleReader {
   private dictTop(): Record<string, unknown> {
     const dict = this.top();
     if (typeof dict !== "object" || dict === null || Array.isArray(dict) || dict instanceof Uint8Array) this.fail("SETITEM target is not a dict");
+    // Dates, globals and the inert records of unknown classes are not dicts; the records are frozen.
+    if (Object.getPrototypeOf(dict) !== Object.prototype || Object.isFrozen(dict)) this.fail("SETITEM target is not a dict");
     return dict as Record<string, unknown>;
   }
 
@@ -822,7 +892,8 @@ class PickleReader {
         return new Date(Date.UTC((state[0]! << 8) | state[1]!, state[2]! - 1, state[3]!));
       }
       case "datetime.timedelta": {
-        const [days = 0, seconds = 0, micros = 0] = a as number[];
+        const [days = 0, seconds = 0, micros = 0] = a;
+        if (typeof days !== "number" || typeof seconds !== "number" || typeof micros !== "number") this.fail("timedelta needs numbers");
         return new PyTimedelta(days * 86400 + seconds + micros / 1e6);
       }
       case "datetime.timezone": {
@@ -834,6 +905,7 @@ class PickleReader {
         // Protocols 2/3 write bytes as _codecs.encode(text, "latin1").
         const [text, encoding] = a;
         if (typeof text !== "string" || encoding !== "latin1") this.fail("unsupported _codecs.encode call");
+        this.spend(text.length);
         return Uint8Array.from(text, (ch) => ch.charCodeAt(0));
       }
       // Protocols 2 and below name the builtins module "__builtin__", as Python 2 did.
@@ -842,8 +914,12 @@ class PickleReader {
       case "builtins.list":
       case "__builtin__.set":
       case "__builtin__.frozenset":
-      case "__builtin__.list":
-        return Array.isArray(a[0]) ? [...(a[0] as unknown[])] : [];
+      case "__builtin__.list": {
+        // A copy, as Python makes one; charged per element, so one list copied again and again is refused.
+        const items = Array.isArray(a[0]) ? (a[0] as unknown[]) : [];
+        this.spend(items.length);
+        return [...items];
+      }
       case "builtins.bytearray":
       case "__builtin__.bytearray":
         return a[0] instanceof Uint8Array ? a[0] : new Uint8Array();
@@ -851,35 +927,33 @@ class PickleReader {
         // Nothing is ever looked up or run: an object we do not know (a pickled exception, in
         // practice: Celery stores failures that way under result_serializer=pickle) stays an inert
         // record of what it names.
+        this.spend(a.length);
         return Object.freeze({ module: callable.module, name: callable.name, args: toTuple(a) });
     }
   }
 }
 
 function toTuple(items: unknown[]): PyTuple {
-  const tuple = new PyTuple();
-  for (const item of items) tuple.push(item);
-  return tuple;
+  return PyTuple.fromArray(items);
 }
 
+/** Little-endian two's complement, in one BigInt parse (a shift per byte would be quadratic). */
 function intFromLong(bytes: Uint8Array): number | bigint {
   if (bytes.length === 0) return 0;
-  let n = 0n;
-  for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]!);
+  let hexDigits = "";
+  for (let i = bytes.length - 1; i >= 0; i--) hexDigits += bytes[i]!.toString(16).padStart(2, "0");
+  let n = BigInt(`0x${hexDigits}`);
   if (bytes[bytes.length - 1]! & 0x80) n -= 1n << BigInt(8 * bytes.length);
   return n <= MAX_SAFE && n >= -MAX_SAFE ? Number(n) : n;
 }
 
-function intFromText(text: string): number | bigint {
-  const n = BigInt(text);
-  return n <= MAX_SAFE && n >= -MAX_SAFE ? Number(n) : n;
-}
-
 /** Protocol 0 UNICODE lines use raw-unicode-escape: only \uXXXX and \UXXXXXXXX are escapes. */
-function unescapeRawUnicode(text: string): string {
-  return text.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, u: string | undefined, U: string | undefined) =>
-    String.fromCodePoint(parseInt((u ?? U)!, 16)),
-  );
+function unescapeRawUnicode(text: string, fail: (message: string) => never): string {
+  return text.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, u: string | undefined, U: string | undefined) => {
+    const cp = parseInt((u ?? U)!, 16);
+    if (cp > 0x10ffff) fail(`\\U${U} is not a code point`);
+    return String.fromCodePoint(cp);
+  });
 }
 
 function datetimeFromArgs(args: unknown[], fail: (message: string) => never): Date {
@@ -897,7 +971,80 @@ function datetimeFromArgs(args: unknown[], fail: (message: string) => never): Da
   return new Date(date.getTime() - offset * 1000);
 }
 
-/** Replaces timedeltas by their seconds; refuses stray timezones and globals. */
+/** Values with no parts the shape check needs to visit. */
+function isLeaf(value: unknown): boolean {
+  return (
+    typeof value !== "object" ||
+    value === null ||
+    value instanceof Uint8Array ||
+    value instanceof Date ||
+    value instanceof PyGlobal ||
+    value instanceof PyTimezone ||
+    value instanceof PyTimedelta
+  );
+}
+
+interface Shape {
+  depth: number;
+  items: number;
+}
+
+interface ShapeFrame {
+  readonly node: object;
+  readonly children: unknown[];
+  next: number;
+  depth: number;
+  items: number;
+}
+
+/**
+ * Refuses a decoded value that would be too deep, too large or endless to walk as a tree: memo
+ * references make a pickle a graph, and every consumer (our exception repr, `JSON.stringify`, the
+ * caller's own code) walks it as a tree. Iterative, memoized per object, so it costs one visit per
+ * object and reference however large the tree would be.
+ */
+function checkShape(root: unknown, limits: ResolvedDecodeLimits, fail: (message: string) => never): void {
+  if (isLeaf(root)) return;
+  const done = new Map<object, Shape>();
+  const active = new Set<object>();
+  const frames: ShapeFrame[] = [];
+  const open = (node: object): void => {
+    if (frames.length >= limits.maxDepth) fail(`values nested more than ${limits.maxDepth} levels deep (maxDepth)`);
+    active.add(node);
+    frames.push({ node, children: Array.isArray(node) ? node : Object.values(node), next: 0, depth: 0, items: 0 });
+  };
+  const add = (frame: ShapeFrame, shape: Shape): void => {
+    frame.depth = Math.max(frame.depth, shape.depth);
+    frame.items += shape.items;
+    if (frame.items > limits.maxItems) fail(`more than ${limits.maxItems} values once shared references are expanded (maxItems)`);
+    if (frames.length + shape.depth > limits.maxDepth) fail(`values nested more than ${limits.maxDepth} levels deep (maxDepth)`);
+  };
+  open(root as object);
+  for (;;) {
+    const frame = frames[frames.length - 1]!;
+    if (frame.next < frame.children.length) {
+      const child = frame.children[frame.next++];
+      if (isLeaf(child)) {
+        add(frame, { depth: 0, items: 1 });
+        continue;
+      }
+      const seen = done.get(child as object);
+      if (seen) add(frame, seen);
+      else if (active.has(child as object)) fail("a value contains itself (a reference cycle), which has no plain-data form");
+      else open(child as object);
+      continue;
+    }
+    frames.pop();
+    active.delete(frame.node);
+    const shape = { depth: frame.depth + 1, items: frame.items + 1 };
+    done.set(frame.node, shape);
+    const parent = frames[frames.length - 1];
+    if (!parent) return;
+    add(parent, shape);
+  }
+}
+
+/** Replaces timedeltas by their seconds; refuses stray timezones and globals. Runs after `checkShape`, so it cannot recurse deeply. */
 function finish(value: unknown, seen = new Set<object>()): unknown {
   if (value instanceof PyTimedelta) return value.seconds;
   if (value instanceof PyTimezone || value instanceof PyGlobal) {
@@ -919,19 +1066,21 @@ function decodeUtf8Surrogatepass(bytes: Uint8Array): string {
     return strictUtf8.decode(bytes);
   } catch {
     // Python pickles unpaired surrogates as their 3-byte forms ("surrogatepass").
+    const bad = (): never => {
+      throw new SerializationError("cannot decode pickle: a string is not UTF-8", "body");
+    };
     let out = "";
     for (let i = 0; i < bytes.length; ) {
       const b = bytes[i]!;
-      const need = b < 0x80 ? 0 : b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : -1;
-      if (need < 0 || i + need >= bytes.length) {
-        throw new SerializationError("cannot decode pickle: a string is not UTF-8", "body");
-      }
+      const need = b < 0x80 ? 0 : b >= 0xf8 ? -1 : b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : -1;
+      if (need < 0 || i + need >= bytes.length) bad();
       let c = need === 0 ? b : b & (0x3f >> need);
       for (let k = 1; k <= need; k++) {
         const cont = bytes[i + k];
-        if (cont === undefined || (cont & 0xc0) !== 0x80) throw new SerializationError("cannot decode pickle: a string is not UTF-8", "body");
-        c = (c << 6) | (cont & 0x3f);
+        if (cont === undefined || (cont & 0xc0) !== 0x80) bad();
+        c = (c << 6) | (cont! & 0x3f);
       }
+      if (c > 0x10ffff) bad();
       out += String.fromCodePoint(c);
       i += need + 1;
     }
@@ -939,14 +1088,28 @@ function decodeUtf8Surrogatepass(bytes: Uint8Array): string {
   }
 }
 
-/** `pickle.loads` for results: plain data, bytes, tuples, sets (as arrays) and datetimes only. */
-export function decodePickle(bytes: Uint8Array): unknown {
-  const reader = new PickleReader(bytes);
-  const value = reader.read();
-  return reader.usedGlobals ? finish(value) : value;
+/**
+ * `pickle.loads` for results: plain data, bytes, tuples, sets (as arrays) and datetimes only.
+ * Bounded by `limits` (see `DecodeLimits`): input size, steps per input byte, nesting, and values
+ * once shared references are expanded; every failure is a `SerializationError` (or
+ * `PayloadTooLargeError` for the size).
+ */
+export function decodePickle(bytes: Uint8Array, limits?: DecodeLimits): unknown {
+  const resolved = resolveDecodeLimits(limits);
+  checkInputSize(bytes.length, resolved, "pickle");
+  const reader = new PickleReader(bytes, resolved);
+  try {
+    const value = reader.read();
+    checkShape(value, resolved, (m) => reader.fail(m));
+    return reader.usedGlobals ? finish(value) : value;
+  } catch (err) {
+    if (err instanceof CeleryError) throw err;
+    // Defensive: whatever the checks above missed still reaches the caller as a typed error.
+    throw new SerializationError(`cannot decode pickle: ${err instanceof Error ? err.message : String(err)}`, "body", { cause: err });
+  }
 }
 
-export const pickleSerializer: Serializer = {
+export const pickleSerializer: Serializer & { decode(bytes: Uint8Array, limits?: DecodeLimits): unknown } = {
   name: "pickle",
   contentType: "application/x-python-serialize",
   contentEncoding: "binary",
