@@ -29,7 +29,12 @@ async function main(): Promise<void> {
     AWS_REGION: LOCAL_REGION,
     AWS_ENDPOINT_URL_SQS: sqs.endpoint,
     BROKER_URL: BROKER,
-    ALLOWED_EXCHANGES: JSON.stringify(["", "celery_edge.topic", "celery.pidbox"]),
+    // What the demo's tasks need, and nothing else: the relay refuses any other destination.
+    RELAY_POLICY: JSON.stringify({
+      queues: [{ name: "ce.default", declare: true }],
+      exchanges: [{ exchange: "celery_edge.topic", routingKeys: ["video.*", "image.#"] }],
+      contentTypes: ["application/json", "application/x-yaml", "application/x-msgpack"],
+    }),
     POWERTOOLS_LOG_LEVEL: "WARN",
   });
   const { handler } = await import("../functions/relay/handler.js");

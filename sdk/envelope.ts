@@ -6,7 +6,7 @@
  */
 import { fromBase64, toBase64 } from "./base64.js";
 import { EnvelopeError } from "./errors.js";
-import type { HeaderValue, MessageProperties, TaskMessage } from "./protocol/message.js";
+import type { EnvelopeStage, HeaderValue, MessageProperties, TaskMessage } from "./protocol/message.js";
 import type { QueueDeclaration } from "./routing.js";
 
 export const ENVELOPE_VERSION = 1;
@@ -14,7 +14,8 @@ export const ENVELOPE_VERSION = 1;
 export interface Envelope {
   /** Format version; readers refuse versions they do not know. */
   celeryEdgeEnvelope: typeof ENVELOPE_VERSION;
-  task: { id: string; name: string; eta: string | null };
+  /** A summary for logs; readers must agree it with the headers (or protocol 1 body) before use. */
+  task: { id: string; name: string; eta: string | null; expires?: string | null };
   exchange: string;
   routingKey: string;
   mandatory: boolean;
@@ -24,6 +25,10 @@ export interface Envelope {
   /** "utf-8": `body` is the text itself; "base64": binary bodies (msgpack, pickle, compressed). */
   bodyEncoding: "utf-8" | "base64";
   body: string;
+  /** Relay ↔ scheduler only: the original SQS SenderId, trusted only from a configured forwarder. */
+  sender?: string;
+  /** Scheduler only: `release` (a fired schedule), `broadcast` (a revoke for the broker). */
+  stage?: EnvelopeStage;
 }
 
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -44,7 +49,7 @@ export function toEnvelope(m: TaskMessage): Envelope {
   const text = bodyAsText(m);
   return {
     celeryEdgeEnvelope: ENVELOPE_VERSION,
-    task: { id: m.meta.id, name: m.meta.name, eta: m.meta.eta },
+    task: { id: m.meta.id, name: m.meta.name, eta: m.meta.eta, ...(m.meta.expires !== undefined ? { expires: m.meta.expires } : {}) },
     exchange: m.exchange,
     routingKey: m.routingKey,
     mandatory: m.mandatory,
@@ -53,6 +58,8 @@ export function toEnvelope(m: TaskMessage): Envelope {
     declare: m.declare,
     bodyEncoding: text === null ? "base64" : "utf-8",
     body: text ?? toBase64(m.body),
+    ...(m.meta.sender !== undefined ? { sender: m.meta.sender } : {}),
+    ...(m.meta.stage !== undefined ? { stage: m.meta.stage } : {}),
   };
 }
 
@@ -133,8 +140,11 @@ export function decodeEnvelope(text: string): TaskMessage {
   return readEnvelope(text).message;
 }
 
-/** `decodeEnvelope` plus the scheduler's `stage` mark, from one parse. */
-export function readEnvelope(text: string): { message: TaskMessage; stage: "release" | undefined } {
+/**
+ * Parses and validates an envelope. `message.meta` is the envelope's own summary (plus `sender` and
+ * `stage` when present): the relay and scheduler check it against the headers before trusting it.
+ */
+export function readEnvelope(text: string): { message: TaskMessage; stage: EnvelopeStage | undefined; sender: string | undefined } {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -149,6 +159,11 @@ export function readEnvelope(text: string): { message: TaskMessage; stage: "rele
   const task = e.task as Record<string, unknown>;
   const eta = task.eta;
   need(eta === null || eta === undefined || typeof eta === "string", null, "task.eta must be a string or null");
+  const expires = task.expires;
+  need(expires === null || expires === undefined || typeof expires === "string", null, "task.expires must be a string or null");
+  const stage = e.stage;
+  need(stage === undefined || stage === "release" || stage === "broadcast", null, 'stage must be "release" or "broadcast"');
+  const sender = str(e, "sender", "", true);
   need(typeof e.mandatory === "boolean" && typeof e.immediate === "boolean", null, "mandatory and immediate must be booleans");
   const encoding = e.bodyEncoding;
   need(encoding === "utf-8" || encoding === "base64", null, 'bodyEncoding must be "utf-8" or "base64"');
@@ -163,7 +178,14 @@ export function readEnvelope(text: string): { message: TaskMessage; stage: "rele
     properties: parseProperties(e.properties),
     declare: parseDeclare(e.declare),
     body: body!,
-    meta: { id: str(task, "id", "task.")!, name: str(task, "name", "task.")!, eta: (eta as string | null | undefined) ?? null },
+    meta: {
+      id: str(task, "id", "task.")!,
+      name: str(task, "name", "task.")!,
+      eta: (eta as string | null | undefined) ?? null,
+      ...(expires !== undefined ? { expires: expires as string | null } : {}),
+      ...(sender !== undefined ? { sender } : {}),
+      ...(stage !== undefined ? { stage: stage as EnvelopeStage } : {}),
+    },
   };
-  return { message, stage: e.stage === "release" ? "release" : undefined };
+  return { message, stage: stage as EnvelopeStage | undefined, sender };
 }

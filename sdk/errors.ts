@@ -21,6 +21,7 @@ export type ErrorCode =
   | "ERR_TASK_FAILED"
   | "ERR_PAYLOAD_TOO_LARGE"
   | "ERR_ENVELOPE"
+  | "ERR_POLICY"
   | "ERR_BATCH"
   | "ERR_RESULT_BACKEND"
   | "ERR_RESULT_DECODE"
@@ -102,6 +103,13 @@ export class PayloadTooLargeError extends CeleryError {
 export class EnvelopeError extends CeleryError {
   constructor(message: string, options?: ErrorOptions) {
     super("ERR_ENVELOPE", message, options);
+  }
+}
+
+/** An envelope the relay's policy does not allow (destination, task, content type, control message). */
+export class PolicyError extends CeleryError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_POLICY", message, options);
   }
 }
 

@@ -29,6 +29,7 @@ export {
   SchedulingError,
   PayloadTooLargeError,
   EnvelopeError,
+  PolicyError,
   ResultBackendError,
   TaskFailedError,
   BatchPublishError,

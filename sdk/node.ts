@@ -33,6 +33,7 @@ export {
   SchedulingError,
   PayloadTooLargeError,
   EnvelopeError,
+  PolicyError,
   ResultBackendError,
   TaskFailedError,
   BatchPublishError,

@@ -20,7 +20,8 @@ export interface RevokeOptions {
 }
 
 /** kombu Mailbox._publish's message for `revoke`, json-encoded, transient, headers clock/expires. */
-export function revokeMessage(taskId: string, options: RevokeOptions = {}, clock = 1): TaskMessage {
+export function revokeMessage(taskId: string | readonly string[], options: RevokeOptions = {}, clock = 1): TaskMessage {
+  const first = typeof taskId === "string" ? taskId : taskId[0]!;
   const json = getSerializer("json");
   const body = {
     method: "revoke",
@@ -43,7 +44,7 @@ export function revokeMessage(taskId: string, options: RevokeOptions = {}, clock
     body: json.encode(body),
     // kombu declares the mailbox exchange as the workers do: fanout, not durable.
     declare: { exchange: PIDBOX_EXCHANGE, exchangeType: "fanout", routingKey: "", durable: false },
-    meta: { id: taskId, name: REVOKE_TASK_NAME, eta: null },
+    meta: { id: first, name: REVOKE_TASK_NAME, eta: null },
   };
 }
 

@@ -4,6 +4,7 @@
  * order as Lambda writes them), built in-process: the throughput of the relay is measured without
  * an SQS emulator in the loop.
  */
+import { BENCH_QUEUE } from "./common.js";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
 
@@ -62,7 +63,7 @@ export function relayEnv(brokerUrl: string, extra: Record<string, string> = {}):
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     BROKER_URL: brokerUrl,
-    ALLOWED_EXCHANGES: JSON.stringify([""]),
+    RELAY_POLICY: JSON.stringify({ queues: [{ name: BENCH_QUEUE, declare: true }] }),
     AWS_REGION: "us-east-1",
     AWS_ACCESS_KEY_ID: "AKIDBENCH",
     AWS_SECRET_ACCESS_KEY: "bench-secret",

@@ -1,14 +1,20 @@
 /**
  * @module
- * The relay's work for one SQS record: validate the envelope, then publish the exact message to
- * RabbitMQ on a confirm channel, or hand a far-ETA task to the scheduler's queue. Throws on any
- * failure so the batch processor reports the record (and only it) for redelivery.
+ * The relay's work for one SQS record. The intake queue is reachable with keys edge platforms hold,
+ * so every record is hostile until shown otherwise: the envelope is decoded, the task is read from
+ * the message as the worker will read it (its summary must agree), every property RabbitMQ could
+ * choke on is checked, and the relay policy decides what may pass and what is declared. Then the
+ * exact message is published on a confirm channel, or a far-ETA task is handed to the scheduler.
+ * Throws on any failure so the batch processor reports this record, and only it, for redelivery.
  */
 import type { SQSRecord } from "aws-lambda";
-import { decodeEnvelope } from "../../sdk/envelope.js";
-import { EnvelopeError } from "../../sdk/errors.js";
+import { readEnvelope } from "../../sdk/envelope.js";
+import { CeleryError, EnvelopeError, PolicyError, PayloadTooLargeError, SerializationError } from "../../sdk/errors.js";
 import { isFarEta, type TaskMessage } from "../../sdk/protocol/message.js";
 import type { Transport } from "../../sdk/transport.js";
+import { isControlEnvelope, readRevoke } from "../shared/control.js";
+import { checkTask, isPrincipal, mayRevoke, type ResolvedPolicy } from "../shared/policy.js";
+import { agreeWithSummary, checkForBroker, clip, readTaskView } from "../shared/task-view.js";
 
 export interface RelayLogger {
   info(message: string, extra: Record<string, unknown>): void;
@@ -18,41 +24,145 @@ export interface RelayLogger {
 
 export interface RelayDeps {
   broker: Transport;
-  allowedExchanges: ReadonlySet<string>;
-  /** Where far-ETA tasks go (the scheduler function's queue); without it they go to the broker as Celery would. */
+  policy: ResolvedPolicy;
+  /** Role ids (the scheduler function's) whose records speak for the sender named in the envelope. */
+  trustedForwarders: readonly string[];
+  /** Where far-ETA tasks and revokes go (the scheduler function's queue). */
   park?: { transport: Transport; thresholdSeconds: number };
   forceMandatory: boolean;
   logger: RelayLogger;
+  /** Sets how long until a failed record comes back (ChangeMessageVisibility). */
+  backoff?: (record: SQSRecord, seconds: number) => Promise<void>;
+  retry?: { baseSeconds: number; maxSeconds: number };
+  /** Serializes retries after a channel error, so a record that breaks the channel breaks only itself. */
+  solo?: Mutex;
   now?: () => number;
 }
 
-export type RelayAction = "published" | "parked";
+export type RelayAction = "published" | "parked" | "forwarded";
+
+/** Longest attacker-influenced string a log line carries. */
+export const LOG_FIELD_MAX = 256;
+
+/** A one-at-a-time lock for the retries of one relay container. */
+export class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(work);
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+}
+
+const cut = (s: string): string => (s.length > LOG_FIELD_MAX ? `${s.slice(0, LOG_FIELD_MAX)}…` : s);
+
+/** Refusals of the record itself: it will never pass, so it should reach the DLQ without waiting. */
+export function isPoison(err: unknown): boolean {
+  return err instanceof EnvelopeError || err instanceof PolicyError || err instanceof PayloadTooLargeError || err instanceof SerializationError;
+}
+
+/** Visibility for a record that failed for the broker's sake: doubles per receive, capped. */
+export function backoffSeconds(receiveCount: number, retry: { baseSeconds: number; maxSeconds: number }): number {
+  const n = Math.max(1, Math.min(receiveCount, 32));
+  return Math.min(Math.round(retry.baseSeconds * 2 ** (n - 1)), retry.maxSeconds);
+}
+
+/** The sender the policy judges: the record's own, or, from a trusted forwarder, the one it names. */
+export function senderOf(record: SQSRecord, claimed: string | undefined, forwarders: readonly string[]): { sender: string | undefined; forwarded: boolean } {
+  const senderId = record.attributes?.SenderId;
+  if (forwarders.some((f) => isPrincipal(senderId, f))) {
+    if (claimed === undefined) throw new EnvelopeError("invalid envelope: a forwarded envelope must name its sender");
+    return { sender: claimed, forwarded: true };
+  }
+  return { sender: senderId, forwarded: false };
+}
+
+async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, unknown>): Promise<RelayAction> {
+  const { message: raw, sender: claimed, stage } = readEnvelope(record.body);
+  const { sender, forwarded } = senderOf(record, claimed, deps.trustedForwarders);
+  log.sender = sender === undefined ? undefined : cut(sender);
+
+  if (isControlEnvelope(raw)) {
+    const ids = readRevoke(raw);
+    log.taskId = cut(ids.join(","));
+    log.taskName = "celery.control.revoke";
+    if (!mayRevoke(deps.policy, sender)) throw new PolicyError("revokes are not allowed for this sender by the policy");
+    const message: TaskMessage = { ...raw, declare: REVOKE_DECLARATION, mandatory: false, immediate: false, meta: { ...raw.meta, sender: sender ?? "" } };
+    // A parked task may be cancelled only by whoever parked it; the scheduler knows who did, so it
+    // sees every revoke first and hands back (as `broadcast`) what should reach the workers.
+    const viaScheduler = deps.park && deps.trustedForwarders.length > 0 && !(forwarded && stage === "broadcast");
+    if (viaScheduler) {
+      const { stage: _stage, ...meta } = message.meta;
+      await deps.park!.transport.publish({ ...message, meta });
+      deps.logger.info("revoke handed to the scheduler", log);
+      return "forwarded";
+    }
+    await deps.broker.publish(message);
+    if (deps.park && !forwarded) await deps.park.transport.publish(message);
+    deps.logger.info("revoke broadcast", log);
+    return "published";
+  }
+
+  checkForBroker(raw);
+  const view = await readTaskView(raw);
+  const meta = agreeWithSummary(view, raw.meta);
+  log.taskId = cut(meta.id);
+  log.taskName = cut(meta.name);
+  const verdict = checkTask(deps.policy, {
+    exchange: raw.exchange,
+    routingKey: raw.routingKey,
+    task: meta.name,
+    contentType: raw.properties.contentType,
+    senderId: sender,
+  });
+  if ("refused" in verdict) throw new PolicyError(`${verdict.refused}: exchange ${clip(raw.exchange)}, routing key ${clip(raw.routingKey)}, content type ${clip(raw.properties.contentType)}`);
+
+  const now = deps.now?.() ?? Date.now();
+  if (deps.park && isFarEta(meta, deps.park.thresholdSeconds, now)) {
+    const { stage: _ignored, ...rest } = meta;
+    await deps.park.transport.publish({ ...raw, declare: null, meta: { ...rest, sender: sender ?? "" } });
+    deps.logger.info("parked far-ETA task", { ...log, eta: meta.eta });
+    return "parked";
+  }
+  const message: TaskMessage = { ...raw, declare: verdict.declare, mandatory: deps.forceMandatory || raw.mandatory, meta };
+  await publishIsolated(message, deps);
+  deps.logger.info("published", { ...log, exchange: cut(raw.exchange), routingKey: cut(raw.routingKey) });
+  return "published";
+}
+
+/** The pidbox exchange as kombu's Mailbox declares it (fanout, transient): never the sender's idea. */
+const REVOKE_DECLARATION = { exchange: "celery.pidbox", exchangeType: "fanout", routingKey: "", durable: false } as const;
+
+/**
+ * A channel error fails every publish in flight on that channel. Records that lost their channel
+ * that way are retried here, one at a time, so the record that caused it fails alone and the
+ * others are published in this invocation rather than reported failed.
+ */
+async function publishIsolated(message: TaskMessage, deps: RelayDeps): Promise<void> {
+  try {
+    await deps.broker.publish(message);
+  } catch (err) {
+    if (!deps.solo || !(err instanceof CeleryError) || err.code !== "ERR_CHANNEL_CLOSED") throw err;
+    await deps.solo.run(() => deps.broker.publish(message));
+  }
+}
 
 export async function relayRecord(record: SQSRecord, deps: RelayDeps): Promise<RelayAction> {
-  const base = { messageId: record.messageId, receiveCount: record.attributes?.ApproximateReceiveCount };
-  let message: TaskMessage;
+  const log: Record<string, unknown> = { messageId: record.messageId, receiveCount: record.attributes?.ApproximateReceiveCount };
   try {
-    message = decodeEnvelope(record.body);
-    if (!deps.allowedExchanges.has(message.exchange)) {
-      throw new EnvelopeError(`exchange ${JSON.stringify(message.exchange)} is not in the relay's allowlist`);
-    }
+    return await decide(record, deps, log);
   } catch (err) {
-    deps.logger.error("rejected envelope", { ...base, reason: err instanceof Error ? err.message : String(err) });
-    throw err;
-  }
-  const task = { ...base, taskId: message.meta.id, taskName: message.meta.name };
-  try {
-    const now = deps.now?.() ?? Date.now();
-    if (deps.park && isFarEta(message.meta, deps.park.thresholdSeconds, now)) {
-      await deps.park.transport.publish(message);
-      deps.logger.info("parked far-ETA task", { ...task, eta: message.meta.eta });
-      return "parked";
+    const poison = isPoison(err);
+    const code = (err as { code?: string }).code;
+    const reason = cut(err instanceof Error ? err.message : String(err));
+    deps.logger.error(poison ? "rejected envelope" : "publish failed", { ...log, code, reason });
+    if (deps.backoff) {
+      const seconds = poison ? 0 : backoffSeconds(Number(record.attributes?.ApproximateReceiveCount ?? 1), deps.retry ?? { baseSeconds: 30, maxSeconds: 900 });
+      await deps.backoff(record, seconds).catch((e: unknown) => deps.logger.warn("could not change the record's visibility", { ...log, reason: cut(String(e)) }));
     }
-    await deps.broker.publish(deps.forceMandatory ? { ...message, mandatory: true } : message);
-    deps.logger.info("published", { ...task, exchange: message.exchange, routingKey: message.routingKey });
-    return "published";
-  } catch (err) {
-    deps.logger.error("publish failed", { ...task, code: (err as { code?: string }).code, reason: err instanceof Error ? err.message : String(err) });
     throw err;
   }
 }

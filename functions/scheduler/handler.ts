@@ -23,6 +23,8 @@ const deps: SchedulerDeps = {
   ...(config.scheduleDlqArn ? { deadLetterArn: config.scheduleDlqArn } : {}),
   thresholdSeconds: config.parkThresholdSeconds,
   leadSeconds: config.leadSeconds,
+  policy: config.policy,
+  trustedForwarders: config.trustedForwarders,
   logger,
 };
 

@@ -5,18 +5,25 @@
  *   EventBridge Scheduler schedule that fires `leadSeconds` before the ETA, back into this queue;
  * - that same envelope, marked `stage: "release"`, when the schedule fires: handed to the intake
  *   queue with `DelaySeconds` = the time left, so the relay publishes it seconds before the ETA;
- * - a revoke command (`celery.pidbox`): the task's schedule is deleted.
+ * - a revoke command (`celery.pidbox`): a parked task's schedule is deleted when the revoke comes
+ *   from whoever parked it (or a policy admin); ids with no schedule go back to the intake queue
+ *   marked `broadcast`, for the relay to publish to the workers.
  * The function is the only holder of Scheduler rights; producers and the relay only send to SQS.
+ * Its queue takes records from producers too, so the task is read from the message itself and the
+ * sender comes from SQS, except from the trusted forwarders (the relay, the schedules' role).
  */
-import { ConflictException, CreateScheduleCommand, DeleteScheduleCommand, ResourceNotFoundException, type SchedulerClient } from "@aws-sdk/client-scheduler";
+import { ConflictException, CreateScheduleCommand, DeleteScheduleCommand, GetScheduleCommand, ResourceNotFoundException, type SchedulerClient } from "@aws-sdk/client-scheduler";
 import type { SQSRecord } from "aws-lambda";
 import { readEnvelope, toEnvelope } from "../../sdk/envelope.js";
-import { PayloadTooLargeError, SchedulingError, asCeleryError } from "../../sdk/errors.js";
+import { PayloadTooLargeError, PolicyError, SchedulingError, asCeleryError } from "../../sdk/errors.js";
 import { msUntilEta, type TaskMessage } from "../../sdk/protocol/message.js";
-import { PIDBOX_EXCHANGE, REVOKE_TASK_NAME } from "../../sdk/revoke.js";
+import { revokeMessage } from "../../sdk/revoke.js";
 import type { Transport } from "../../sdk/transport.js";
 import { SCHEDULER_MAX_INPUT_BYTES } from "../../sdk/transports/sqs.js";
-import type { RelayLogger } from "../relay/relay.js";
+import { LOG_FIELD_MAX, senderOf, type RelayLogger } from "../relay/relay.js";
+import { isControlEnvelope, readRevoke } from "../shared/control.js";
+import { isAdmin, type ResolvedPolicy } from "../shared/policy.js";
+import { agreeWithSummary, readTaskView } from "../shared/task-view.js";
 import { atExpression, scheduleName } from "./schedule-name.js";
 
 /** Never create a schedule that would fire sooner than this: release instead. */
@@ -33,11 +40,17 @@ export interface SchedulerDeps {
   deadLetterArn?: string;
   thresholdSeconds: number;
   leadSeconds: number;
+  /** Its `admins` may revoke any parked task. */
+  policy: ResolvedPolicy;
+  /** Role ids (the relay's, the schedules' own) whose records name the original sender. */
+  trustedForwarders: readonly string[];
   logger: RelayLogger;
   now?: () => number;
 }
 
 export type SchedulerAction = "parked" | "duplicate" | "released" | "revoked";
+
+const cut = (s: string): string => (s.length > LOG_FIELD_MAX ? `${s.slice(0, LOG_FIELD_MAX)}…` : s);
 
 export async function handleSchedulerRecord(record: SQSRecord, deps: SchedulerDeps): Promise<SchedulerAction> {
   try {
@@ -47,42 +60,88 @@ export async function handleSchedulerRecord(record: SQSRecord, deps: SchedulerDe
       messageId: record.messageId,
       receiveCount: record.attributes?.ApproximateReceiveCount,
       code: (err as { code?: string }).code,
-      reason: err instanceof Error ? err.message : String(err),
+      reason: cut(err instanceof Error ? err.message : String(err)),
     });
     throw err;
   }
 }
 
 async function handle(record: SQSRecord, deps: SchedulerDeps): Promise<SchedulerAction> {
-  const { message, stage } = readEnvelope(record.body);
-  const log = { messageId: record.messageId, taskId: message.meta.id, taskName: message.meta.name };
-  const name = await scheduleName(message.meta.id);
+  const { message: raw, stage, sender: claimed } = readEnvelope(record.body);
+  const { sender, forwarded } = senderOf(record, claimed, deps.trustedForwarders);
+  if (isControlEnvelope(raw)) return revoke(raw, sender ?? "", deps, record.messageId);
 
-  if (message.exchange === PIDBOX_EXCHANGE && message.meta.name === REVOKE_TASK_NAME) {
-    try {
-      await deps.scheduler.send(new DeleteScheduleCommand({ Name: name, GroupName: deps.group }));
-      deps.logger.info("revoked parked task", log);
-    } catch (err) {
-      if (!(err instanceof ResourceNotFoundException)) throw wrap(err, message.meta.id, "deleting its schedule");
-      deps.logger.info("revoke: no parked schedule (already released or never parked)", log);
-    }
-    return "revoked";
-  }
-
+  const meta = agreeWithSummary(await readTaskView(raw), raw.meta);
+  const message: TaskMessage = { ...raw, meta: { id: meta.id, name: meta.name, eta: meta.eta, expires: meta.expires, sender: sender ?? "" } };
+  const log = { messageId: record.messageId, taskId: cut(meta.id), taskName: cut(meta.name) };
+  const name = await scheduleName(meta.id);
   const now = deps.now?.() ?? Date.now();
-  const eta = now + msUntilEta(message.meta, now);
+  const eta = now + msUntilEta(meta, now);
   const fireAt = eta - deps.leadSeconds * 1000;
-  if (stage === "release" || eta - now <= deps.thresholdSeconds * 1000 || fireAt - now < MIN_PARK_MS) {
+  // Only a schedule firing (a trusted forwarder) may say "release"; anyone else is asking to park.
+  if ((forwarded && stage === "release") || eta - now <= deps.thresholdSeconds * 1000 || fireAt - now < MIN_PARK_MS) {
     await deps.intake.publish(message);
-    deps.logger.info("released task to the intake queue", { ...log, eta: message.meta.eta, dueInMs: eta - now });
+    deps.logger.info("released task to the intake queue", { ...log, eta: meta.eta, dueInMs: eta - now });
     return "released";
   }
   return park(message, name, fireAt, deps, log);
 }
 
+/** Principals compare by their role (or user) id, so any session of the role that parked may revoke. */
+const principalOf = (senderId: string): string => senderId.split(":")[0]!;
+
+async function revoke(raw: TaskMessage, sender: string, deps: SchedulerDeps, messageId: string): Promise<SchedulerAction> {
+  const ids = readRevoke(raw);
+  const toBroadcast: string[] = [];
+  const refused: string[] = [];
+  for (const id of ids) {
+    const name = await scheduleName(id);
+    const log = { messageId, taskId: cut(id), sender: cut(sender) };
+    let input: string | undefined;
+    try {
+      const found = await deps.scheduler.send(new GetScheduleCommand({ Name: name, GroupName: deps.group }));
+      input = found.Target?.Input ?? "";
+    } catch (err) {
+      if (!(err instanceof ResourceNotFoundException)) throw wrap(err, id, "reading its schedule");
+      toBroadcast.push(id);
+      continue;
+    }
+    const owner = ownerOf(input);
+    if (!isAdmin(deps.policy, sender) && (owner === undefined || principalOf(owner) !== principalOf(sender))) {
+      deps.logger.error("revoke refused: the task was parked by another sender", log);
+      refused.push(id);
+      continue;
+    }
+    try {
+      await deps.scheduler.send(new DeleteScheduleCommand({ Name: name, GroupName: deps.group }));
+      deps.logger.info("revoked parked task", log);
+    } catch (err) {
+      if (!(err instanceof ResourceNotFoundException)) throw wrap(err, id, "deleting its schedule");
+      toBroadcast.push(id); // fired meanwhile: it is on its way to the broker
+    }
+  }
+  if (toBroadcast.length > 0) {
+    const broadcast = revokeMessage(toBroadcast);
+    await deps.intake.publish({ ...broadcast, meta: { ...broadcast.meta, sender, stage: "broadcast" } });
+    deps.logger.info("revoke handed back for the workers (no parked schedule)", { messageId, taskIds: cut(toBroadcast.join(",")) });
+  }
+  if (refused.length > 0) throw new PolicyError(`revoke refused for ${refused.length} parked task(s): parked by another sender`);
+  return "revoked";
+}
+
+/** Who parked a schedule: the `sender` its Input carries. */
+function ownerOf(input: string): string | undefined {
+  try {
+    const parsed = JSON.parse(input) as { sender?: unknown };
+    return typeof parsed.sender === "string" && parsed.sender !== "" ? parsed.sender : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The schedule's Input: the envelope, marked so its return is released, never parked again. */
 export function releaseInput(message: TaskMessage): string {
-  return JSON.stringify({ ...toEnvelope(message), stage: "release" });
+  return JSON.stringify(toEnvelope({ ...message, meta: { ...message.meta, stage: "release" } }));
 }
 
 async function park(message: TaskMessage, name: string, fireAt: number, deps: SchedulerDeps, log: Record<string, unknown>): Promise<SchedulerAction> {
@@ -101,7 +160,8 @@ async function park(message: TaskMessage, name: string, fireAt: number, deps: Sc
         FlexibleTimeWindow: { Mode: "OFF" },
         ActionAfterCompletion: "DELETE",
         State: "ENABLED",
-        Description: `celery-edge: ${message.meta.name} ${message.meta.id} due ${message.meta.eta}`,
+        // Scheduler allows 512 characters; the name and id come from the sender.
+        Description: `celery-edge: ${message.meta.name} ${message.meta.id} due ${message.meta.eta}`.slice(0, 512),
         Target: {
           Arn: deps.targetArn,
           RoleArn: deps.roleArn,

@@ -69,7 +69,7 @@ export function encodeTaskMessage(fields: TaskFields, s: SendSettings): TaskMess
     properties,
     body,
     declare: s.declare,
-    meta: { id: fields.id, name: fields.name, eta: fields.eta },
+    meta: { id: fields.id, name: fields.name, eta: fields.eta, expires: fields.expires },
   };
   const compression = s.compression;
   if (!compression) return message;

@@ -43,7 +43,18 @@ export interface TaskMeta {
   name: string;
   /** ISO 8601 ETA when the task is delayed (also in the message itself), else null. */
   eta: string | null;
+  /** ISO 8601 expiry as in the message, else null; absent in envelopes written before it existed. */
+  expires?: string | null;
+  /**
+   * Set only by the relay and the scheduler when one hands a record to the other: who sent it
+   * first (an SQS SenderId). Readers trust it only from their configured forwarders.
+   */
+  sender?: string;
+  /** Set only by the scheduler: `release` (a fired schedule) or `broadcast` (a revoke for the broker). */
+  stage?: EnvelopeStage;
 }
+
+export type EnvelopeStage = "release" | "broadcast";
 
 /** What a transport reports once the broker (or the relay queue) has the message. */
 export interface PublishReceipt {

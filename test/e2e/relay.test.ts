@@ -134,7 +134,7 @@ describe("nothing is lost", () => {
     expect(harness.logs.some((l) => l.includes("unsupported version 99"))).toBe(true);
   });
 
-  it("refuses an exchange outside the allowlist, and an unroutable key, into the DLQ", async () => {
+  it("refuses a RabbitMQ built-in exchange, and an unroutable key, into the DLQ", async () => {
     const before = await dlqDepth();
     const a = await app.sendTask("tasks.echo", { args: [], exchange: "amq.topic", routingKey: "x" });
     const b = await app.sendTask("tasks.echo", { args: [], exchange: "celery_edge.topic", routingKey: "nobody.bound" });
@@ -143,7 +143,8 @@ describe("nothing is lost", () => {
     expect(await dlqDepth()).toBe(before + 2);
     const logged = harness.logs.join("\n");
     expect(logged).toContain(`"taskId":"${b.id}"`);
-    expect(logged).toContain("not in the relay's allowlist");
+    expect(logged).toContain("destination is a RabbitMQ built-in exchange");
+    expect(logged).toContain("ERR_POLICY");
     expect(logged).toContain("ERR_UNROUTABLE");
     expect(a.id).not.toBe(b.id);
     const dlq = await harness.client.send(new ReceiveMessageCommand({ QueueUrl: harness.intake.dlqUrl!, MaxNumberOfMessages: 10 }));

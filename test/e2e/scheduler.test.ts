@@ -8,13 +8,14 @@ import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Celery } from "../../sdk/node.js";
 import { sqsRelay } from "../../sdk/sqs.js";
-import { LOCAL_CREDENTIALS, createQueue } from "../../scripts/local/fauxqs.js";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { LOCAL_CREDENTIALS, createQueue, credentialsFor, sqsClientConfig } from "../../scripts/local/fauxqs.js";
 import { startSqsEventSource, type SqsEventSource } from "../../scripts/local/sqs-event-source.js";
 import { startSchedulerStandIn, type SchedulerStandIn } from "../fixtures/scheduler-standin.js";
 import { startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.js";
 import { ExecutionLog } from "../helpers/executions.js";
 import { purgeQueues } from "../helpers/rabbit.js";
-import { startRelayHarness, type RelayHarness } from "../helpers/relay-harness.js";
+import { SCHEDULES_KEY, startRelayHarness, type RelayHarness } from "../helpers/relay-harness.js";
 
 const THRESHOLD_S = 30;
 const LEAD_S = 60;
@@ -23,6 +24,7 @@ const log = new ExecutionLog();
 let worker: CeleryWorker;
 let harness: RelayHarness;
 let standIn: SchedulerStandIn;
+let schedulesClient: SQSClient;
 let schedulerRunner: SqsEventSource;
 let sqsApp: Celery;
 let parkingApp: Celery;
@@ -32,7 +34,9 @@ beforeAll(async () => {
   process.env.POWERTOOLS_LOG_LEVEL = "ERROR"; // keep the functions' INFO lines out of the test output
   await purgeQueues(["ce.default"]);
   harness = await startRelayHarness({ brokerUrl: "amqp://guest:guest@127.0.0.1:5672//", parkThresholdSeconds: THRESHOLD_S });
-  standIn = await startSchedulerStandIn({ sqsClient: harness.client, queueUrlForArn: (arn) => (arn === harness.park.arn ? harness.park.url : undefined) });
+  // Schedules deliver as their own role, as EventBridge Scheduler does: the scheduler trusts it.
+  schedulesClient = new SQSClient(sqsClientConfig(harness.sqs.endpoint, credentialsFor(SCHEDULES_KEY)));
+  standIn = await startSchedulerStandIn({ sqsClient: schedulesClient, queueUrlForArn: (arn) => (arn === harness.park.arn ? harness.park.url : undefined) });
   // The CDK stack creates the group; here the real client creates it on the stand-in.
   const admin = new SchedulerClient({ endpoint: standIn.endpoint, region: "us-east-1", credentials: LOCAL_CREDENTIALS });
   await admin.send(new CreateScheduleGroupCommand({ Name: GROUP }));
@@ -70,6 +74,7 @@ afterAll(async () => {
   await Promise.all([sqsApp?.close(), parkingApp?.close(), amqpApp?.close()]);
   await schedulerRunner?.stop();
   await standIn?.stop();
+  schedulesClient?.destroy();
   await harness?.stop();
   await worker?.stop();
 });

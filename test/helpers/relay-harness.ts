@@ -5,6 +5,7 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, Context } from "aws-lambda";
 import { createQueue, LOCAL_CREDENTIALS, LOCAL_REGION, sqsClientConfig, startSqsEmulator, type SqsEmulator, type CreatedQueue } from "../../scripts/local/fauxqs.js";
+import type { RelayPolicy } from "../../functions/shared/policy.js";
 import { startSqsEventSource, type SqsEventSource } from "../../scripts/local/sqs-event-source.js";
 
 export interface RelayHarness {
@@ -18,9 +19,35 @@ export interface RelayHarness {
   stop(): Promise<void>;
 }
 
+/**
+ * Who is who on the emulator, as SQS reports `SenderId`: producers sign with LOCAL_CREDENTIALS, the
+ * functions with their own key (a role session, as in Lambda), and the schedules' role with another.
+ */
+export const FUNCTIONS_KEY = "AKIDFUNCTIONS";
+export const FUNCTIONS_ROLE = "AROAFUNCTIONS";
+export const SCHEDULES_KEY = "AKIDSCHEDULES";
+export const SCHEDULES_ROLE = "AROASCHEDULES";
+export const PRODUCER_SENDER = "AIDAPRODUCER";
+export const SENDER_IDS: Readonly<Record<string, string>> = {
+  [LOCAL_CREDENTIALS.accessKeyId]: PRODUCER_SENDER,
+  [FUNCTIONS_KEY]: `${FUNCTIONS_ROLE}:celery-edge-fn`,
+  [SCHEDULES_KEY]: `${SCHEDULES_ROLE}:scheduler-session`,
+};
+
+/** What the e2e suites send: their queues, the topic exchange the worker fixture binds, every serializer. */
+export const TEST_POLICY: RelayPolicy = {
+  queues: ["ce.default", "ce.video", "ce.image", "ce.edge-examples", "ce.rel.relay", "ce.rel.security", "ce.capture", "celery"].map((name) => ({ name, declare: true })),
+  exchanges: [{ exchange: "celery_edge.topic", routingKeys: ["#"] }],
+  contentTypes: ["application/json", "application/x-yaml", "application/x-msgpack"],
+  dangerouslyAllowPickle: true,
+};
+
 export interface RelayHarnessOptions {
   brokerUrl: string;
-  allowedExchanges?: string[];
+  /** @default TEST_POLICY */
+  policy?: RelayPolicy;
+  /** Extra access key → SenderId mappings for the emulator. */
+  senderIds?: Readonly<Record<string, string>>;
   maxReceiveCount?: number;
   visibilityTimeout?: number;
   parkThresholdSeconds?: number;
@@ -28,14 +55,15 @@ export interface RelayHarnessOptions {
 
 /** Points the AWS SDK and our SQS transport at the emulator (the relay reads env at import). */
 export function useLocalAwsEnv(): void {
-  process.env.AWS_ACCESS_KEY_ID = LOCAL_CREDENTIALS.accessKeyId;
+  // The functions sign as themselves, so SQS tells their records from producers'.
+  process.env.AWS_ACCESS_KEY_ID = FUNCTIONS_KEY;
   process.env.AWS_SECRET_ACCESS_KEY = LOCAL_CREDENTIALS.secretAccessKey;
   process.env.AWS_REGION = LOCAL_REGION;
 }
 
 export async function startRelayHarness(options: RelayHarnessOptions): Promise<RelayHarness> {
   useLocalAwsEnv();
-  const sqs = await startSqsEmulator();
+  const sqs = await startSqsEmulator({ senderIds: { ...SENDER_IDS, ...options.senderIds } });
   const client = new SQSClient(sqsClientConfig(sqs.endpoint));
   process.env.AWS_ENDPOINT_URL_SQS = sqs.endpoint;
   const suffix = Math.random().toString(36).slice(2, 8);
@@ -45,7 +73,11 @@ export async function startRelayHarness(options: RelayHarnessOptions): Promise<R
   });
   const park = await createQueue(client, `park-${suffix}`, { visibilityTimeout: 2 });
   process.env.BROKER_URL = options.brokerUrl;
-  process.env.ALLOWED_EXCHANGES = JSON.stringify(options.allowedExchanges ?? ["", "celery_edge.topic", "celery.pidbox"]);
+  process.env.RELAY_POLICY = JSON.stringify(options.policy ?? TEST_POLICY);
+  process.env.TRUSTED_FORWARDERS = JSON.stringify([FUNCTIONS_ROLE, SCHEDULES_ROLE]);
+  process.env.INTAKE_QUEUE_URL = intake.url;
+  process.env.RELAY_RETRY_BASE_SECONDS ??= "1";
+  process.env.RELAY_RETRY_MAX_SECONDS ??= "4";
   process.env.PARK_QUEUE_URL = park.url;
   process.env.PARK_THRESHOLD_SECONDS = String(options.parkThresholdSeconds ?? 900);
   process.env.POWERTOOLS_SERVICE_NAME = "relay-under-test";

@@ -12,6 +12,7 @@
 import { inspect } from "node:util";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import {
+  PolicyError,
   Celery,
   CeleryError,
   ConfigurationError,
@@ -27,6 +28,7 @@ import { PyTuple } from "../../sdk/serializers/python-values.js";
 import { AmqpTransport } from "../../sdk/transports/amqp.js";
 import { SqsTransport, SQS_MAX_MESSAGE_BYTES, SCHEDULER_MAX_INPUT_BYTES } from "../../sdk/transports/sqs.js";
 import { relayRecord, type RelayDeps, type RelayLogger } from "../../functions/relay/relay.js";
+import { resolvePolicy } from "../../functions/shared/policy.js";
 import { deleteQueues, queueDepth } from "../helpers/rabbit.js";
 import { RecordingTransport } from "../helpers/recording-transport.js";
 import { sqsRecord } from "../helpers/sqs-record.js";
@@ -328,7 +330,7 @@ describe("the relay refuses bad envelopes without touching the broker", () => {
       // Prepare
       const broker = new RecordingTransport();
       const logger = recordingLogger();
-      const deps: RelayDeps = { broker, allowedExchanges: new Set([""]), forceMandatory: true, logger };
+      const deps: RelayDeps = { broker, policy: resolvePolicy({}), trustedForwarders: [], forceMandatory: true, logger };
       const body = await c.body();
 
       // Act
@@ -344,22 +346,29 @@ describe("the relay refuses bad envelopes without touching the broker", () => {
     });
   }
 
-  for (const exchange of ["amq.topic", "celery_edge.topic", "some.other.exchange"]) {
-    it(`refuses the exchange "${exchange}", outside an allowlist of "" and celery.pidbox, with EnvelopeError ERR_ENVELOPE`, async () => {
+  for (const [exchange, says] of [
+    ["amq.topic", "destination is a RabbitMQ built-in exchange"],
+    ["celery_edge.topic", "exchange and routing key are not in the policy"],
+    ["some.other.exchange", "exchange and routing key are not in the policy"],
+  ] as const) {
+    it(`refuses the exchange "${exchange}", outside the default policy, with PolicyError ERR_POLICY`, async () => {
       const broker = new RecordingTransport();
       const logger = recordingLogger();
       const body = JSON.stringify(await validEnvelope({ exchange, routingKey: "anything" }));
 
-      const err = await relayRecord(sqsRecord(body, "m-2"), { broker, allowedExchanges: new Set(["", "celery.pidbox"]), forceMandatory: true, logger }).catch((e: unknown) => e);
+      const err = await relayRecord(sqsRecord(body, "m-2"), { broker, policy: resolvePolicy({}), trustedForwarders: [], forceMandatory: true, logger }).catch((e: unknown) => e);
 
-      expect(err).toBeInstanceOf(EnvelopeError);
-      expect((err as CeleryError).code).toBe("ERR_ENVELOPE");
-      expect((err as Error).message).toContain(`exchange ${JSON.stringify(exchange)} is not in the relay's allowlist`);
+      expect(err).toBeInstanceOf(PolicyError);
+      expect((err as CeleryError).code).toBe("ERR_POLICY");
+      expect((err as Error).message).toContain(`${says}: exchange ${JSON.stringify(exchange)}`);
       expect(broker.messages).toHaveLength(0);
       expect(logger.lines.map((l) => l.message)).toEqual(["rejected envelope"]);
     });
   }
 });
+
+// amq.* is closed to every policy, so the unroutable case uses an exchange the test declares.
+const WIDE = resolvePolicy({ queues: [{ name: "ce.bad-input.probe", declare: true }], exchanges: [{ exchange: "ce.bad-input.direct", routingKeys: ["#"], declare: { type: "direct" } }] });
 
 describe("the relay refuses an unroutable key on the real broker", () => {
   const broker = new AmqpTransport({ url: "amqp://guest:guest@127.0.0.1:5672//", connectTimeout: 5_000, publishTimeout: 10_000 });
@@ -370,16 +379,16 @@ describe("the relay refuses an unroutable key on the real broker", () => {
   it("fails the record with PublishError ERR_UNROUTABLE and logs the task id and code", async () => {
     // Prepare: an allowed exchange that exists, and a routing key no queue is bound to.
     const logger = recordingLogger();
-    const envelope = await validEnvelope({ exchange: "amq.direct", routingKey: "celery-edge.nobody.bound" });
+    const envelope = await validEnvelope({ exchange: "ce.bad-input.direct", routingKey: "celery-edge.nobody.bound" });
     envelope.declare = null;
 
     // Act
-    const err = await relayRecord(sqsRecord(JSON.stringify(envelope), "m-3"), { broker, allowedExchanges: new Set(["", "amq.direct"]), forceMandatory: true, logger }).catch((e: unknown) => e);
+    const err = await relayRecord(sqsRecord(JSON.stringify(envelope), "m-3"), { broker, policy: WIDE, trustedForwarders: [], forceMandatory: true, logger }).catch((e: unknown) => e);
 
     // Assess
     expect(err).toBeInstanceOf(PublishError);
     expect((err as CeleryError).code).toBe("ERR_UNROUTABLE");
-    expect((err as Error).message).toMatch(/unroutable: no queue bound to exchange "amq\.direct" with routing key "celery-edge\.nobody\.bound"/);
+    expect((err as Error).message).toMatch(/unroutable: no queue bound to exchange "ce\.bad-input\.direct" with routing key "celery-edge\.nobody\.bound"/);
     expect(logger.lines).toEqual([
       { level: "error", message: "publish failed", extra: expect.objectContaining({ messageId: "m-3", taskId: (envelope.task as { id: string }).id, code: "ERR_UNROUTABLE" }) },
     ]);
@@ -389,7 +398,7 @@ describe("the relay refuses an unroutable key on the real broker", () => {
     const logger = recordingLogger();
     const envelope = await validEnvelope({ queue: "ce.bad-input.probe" });
     try {
-      const action = await relayRecord(sqsRecord(JSON.stringify(envelope), "m-4"), { broker, allowedExchanges: new Set(["", "amq.direct"]), forceMandatory: true, logger });
+      const action = await relayRecord(sqsRecord(JSON.stringify(envelope), "m-4"), { broker, policy: WIDE, trustedForwarders: [], forceMandatory: true, logger });
       expect(action).toBe("published");
       expect(await queueDepth("ce.bad-input.probe")).toBe(1);
       expect(broker.connectionsOpened).toBe(1);

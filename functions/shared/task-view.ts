@@ -1,0 +1,180 @@
+/**
+ * @module
+ * What the worker will see, read from the message itself: protocol 2 headers, or the protocol 1
+ * body. The envelope's `task` summary is only a convenience of the writer; the relay and scheduler
+ * park, authorize and log by this view, and refuse an envelope whose summary disagrees with it.
+ * Also the checks that keep one record from closing the channel under its batch-mates.
+ */
+import { decode as decodeMsgpack } from "@msgpack/msgpack";
+import { parse as parseYaml } from "yaml";
+import { decompress } from "../../sdk/compression.js";
+import { EnvelopeError } from "../../sdk/errors.js";
+import { parseIso } from "../../sdk/protocol/isoformat.js";
+import type { HeaderValue, MessageProperties, TaskMessage, TaskMeta } from "../../sdk/protocol/message.js";
+import { PICKLE_CONTENT_TYPE, controlPlaneReason } from "./policy.js";
+
+export interface TaskView {
+  protocol: 1 | 2;
+  id: string;
+  name: string;
+  eta: string | null;
+  expires: string | null;
+}
+
+/** RabbitMQ refuses a per-message TTL above this (milliseconds); a bad one closes the channel. */
+export const MAX_EXPIRATION_MS = 4_294_967_295;
+/** The encoded headers table must fit one content-header frame with room to spare. */
+export const MAX_HEADER_TABLE_BYTES = 64 * 1024;
+const MAX_SHORTSTR_BYTES = 255;
+/** The protocol 1 body is decoded to read it; refuse bodies whose decoding could be expensive. */
+const MAX_P1_BODY_BYTES = 256 * 1024;
+
+const ENCODING_OF: Record<string, string> = {
+  "application/json": "utf-8",
+  "application/x-yaml": "utf-8",
+  "application/x-msgpack": "binary",
+  [PICKLE_CONTENT_TYPE]: "binary",
+};
+const COMPRESSIONS = new Set(["application/x-gzip"]);
+
+const utf8 = new TextEncoder();
+const bytesOf = (s: string): number => utf8.encode(s).length;
+
+/** Cuts attacker-controlled text for error messages and logs. */
+export function clip(value: unknown, max = 64): string {
+  const s = typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
+  return s.length > max ? `${JSON.stringify(s.slice(0, max))}… (${s.length} chars)` : JSON.stringify(s);
+}
+
+function refuse(why: string): never {
+  throw new EnvelopeError(`invalid envelope: ${why}`);
+}
+
+function optionalString(v: unknown, what: string): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "string") refuse(`${what} must be a string or null`);
+  return v;
+}
+
+function instant(v: string | null, what: string): void {
+  if (v === null) return;
+  try {
+    parseIso(v, what);
+  } catch {
+    refuse(`${what} ${clip(v)} is not an ISO 8601 date-time`);
+  }
+}
+
+/** Encoded size of an AMQP field value, as amqplib writes it (type tag included). */
+function fieldBytes(v: HeaderValue): number {
+  if (v === null) return 1;
+  if (typeof v === "boolean") return 2;
+  if (typeof v === "number") return 9;
+  if (typeof v === "string") return 5 + bytesOf(v);
+  if (Array.isArray(v)) return v.reduce<number>((n, x) => n + fieldBytes(x), 5);
+  return 1 + tableBytes(v);
+}
+
+function tableBytes(t: Record<string, HeaderValue>): number {
+  let n = 4;
+  for (const [k, v] of Object.entries(t)) {
+    const kb = bytesOf(k);
+    if (kb === 0 || kb > MAX_SHORTSTR_BYTES) refuse(`header name ${clip(k)} must be 1-255 bytes`);
+    if (k === "__proto__") refuse("header name __proto__ is not allowed");
+    n += 1 + kb + fieldBytes(v);
+  }
+  return n;
+}
+
+/**
+ * Everything RabbitMQ could answer with a channel error (which would fail every record in flight on
+ * that channel) is checked here first, so a bad record fails alone.
+ */
+export function checkForBroker(m: TaskMessage): void {
+  const p: MessageProperties = m.properties;
+  if (bytesOf(m.exchange) > MAX_SHORTSTR_BYTES || bytesOf(m.routingKey) > MAX_SHORTSTR_BYTES) refuse("exchange and routing key must be at most 255 bytes");
+  for (const k of ["contentType", "contentEncoding", "correlationId", "replyTo", "expiration"] as const) {
+    const v = p[k];
+    if (v !== undefined && bytesOf(v) > MAX_SHORTSTR_BYTES) refuse(`properties.${k} must be at most 255 bytes`);
+  }
+  const expected = ENCODING_OF[p.contentType];
+  if (expected === undefined) refuse(`content type ${clip(p.contentType)} is not a Celery serializer's`);
+  if (p.contentEncoding !== expected) refuse(`content encoding ${clip(p.contentEncoding)} does not match ${p.contentType} (${expected})`);
+  if (p.expiration !== undefined && (!/^(0|[1-9][0-9]{0,9})$/.test(p.expiration) || Number(p.expiration) > MAX_EXPIRATION_MS)) {
+    refuse(`properties.expiration ${clip(p.expiration)} must be a decimal number of milliseconds up to ${MAX_EXPIRATION_MS}`);
+  }
+  if (p.replyTo !== undefined && controlPlaneReason("", p.replyTo)) refuse(`properties.replyTo ${clip(p.replyTo)} names a control queue`);
+  const compression = p.headers.compression;
+  if (compression !== undefined && !(typeof compression === "string" && COMPRESSIONS.has(compression))) {
+    refuse(`compression ${clip(compression)} is not one the relay passes (application/x-gzip)`);
+  }
+  const size = tableBytes(p.headers);
+  if (size > MAX_HEADER_TABLE_BYTES) refuse(`headers table is ${size} bytes encoded, over ${MAX_HEADER_TABLE_BYTES}`);
+}
+
+async function protocol1Body(m: TaskMessage): Promise<Record<string, unknown>> {
+  const ct = m.properties.contentType;
+  if (ct === PICKLE_CONTENT_TYPE) refuse("a protocol 1 pickle body cannot be checked; send protocol 2");
+  if (m.body.length > MAX_P1_BODY_BYTES) refuse(`a protocol 1 body over ${MAX_P1_BODY_BYTES} bytes cannot be checked; send protocol 2`);
+  let bytes = m.body;
+  if (m.properties.headers.compression !== undefined) {
+    bytes = await decompress(bytes).catch(() => refuse("compressed body does not decompress"));
+    if (bytes.length > 4 * MAX_P1_BODY_BYTES) refuse("protocol 1 body decompresses too large to check");
+  }
+  let body: unknown;
+  try {
+    if (ct === "application/x-msgpack") body = decodeMsgpack(bytes, { maxDepth: 64 } as never);
+    else {
+      const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      body = ct === "application/json" ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 0, schema: "core" });
+    }
+  } catch {
+    refuse(`protocol 1 body is not valid ${ct}`);
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) refuse("protocol 1 body must be a mapping");
+  return body as Record<string, unknown>;
+}
+
+/** The task as the worker will read it. Protocol 2 when the headers name the task, else protocol 1. */
+export async function readTaskView(m: TaskMessage): Promise<TaskView> {
+  const h = m.properties.headers;
+  let protocol: 1 | 2;
+  let src: Record<string, unknown>;
+  let nameKey: string;
+  if (h.task !== undefined || h.id !== undefined) {
+    protocol = 2;
+    src = h as Record<string, unknown>;
+    nameKey = "task";
+  } else {
+    protocol = 1;
+    src = await protocol1Body(m);
+    nameKey = "task";
+  }
+  const id = src.id;
+  const name = src[nameKey];
+  if (typeof id !== "string" || id.length === 0 || id.length > 255) refuse(`the message's task id must be a string of 1-255 characters`);
+  if (typeof name !== "string" || name.length === 0 || name.length > 255) refuse(`the message's task name must be a string of 1-255 characters`);
+  const eta = optionalString(src.eta, "eta");
+  const expires = optionalString(src.expires, "expires");
+  instant(eta, "eta");
+  instant(expires, "expires");
+  return { protocol, id, name, eta, expires };
+}
+
+/** Refuses an envelope whose summary disagrees with the message; returns meta built from the message. */
+export function agreeWithSummary(view: TaskView, summary: TaskMeta): TaskMeta {
+  const differs = (what: string, claimed: unknown, actual: unknown): never =>
+    refuse(`task.${what} ${clip(claimed)} disagrees with the message's ${clip(actual)}`);
+  if (summary.id !== view.id) differs("id", summary.id, view.id);
+  if (summary.name !== view.name) differs("name", summary.name, view.name);
+  if ((summary.eta ?? null) !== view.eta) differs("eta", summary.eta, view.eta);
+  if (summary.expires !== undefined && (summary.expires ?? null) !== view.expires) differs("expires", summary.expires, view.expires);
+  return {
+    id: view.id,
+    name: view.name,
+    eta: view.eta,
+    expires: view.expires,
+    ...(summary.sender !== undefined ? { sender: summary.sender } : {}),
+    ...(summary.stage !== undefined ? { stage: summary.stage } : {}),
+  };
+}
