@@ -18,7 +18,11 @@ import { CfnScheduleGroup } from "aws-cdk-lib/aws-scheduler";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Queue, QueueEncryption, type IQueue, type QueueProps } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import { DEFAULT_RELAY_POLICY, resolvePolicy, type RelayPolicy } from "../functions/shared/policy.js";
 import { ConfigurationError } from "../sdk/errors.js";
+
+export { DEFAULT_RELAY_POLICY };
+export type { ExchangeRule, PolicyContentType, QueueDeclare, QueueRule, RelayPolicy, SenderRule } from "../functions/shared/policy.js";
 
 /** SQS's largest message (1 MiB since August 2025; it was 256 KiB). Set explicitly, never inherited. */
 export const SQS_MAX_MESSAGE_BYTES = 1_048_576;
@@ -27,7 +31,18 @@ const MAX_PARK_THRESHOLD_SECONDS = 900;
 /** AWS Lambda guidance: visibility timeout ≥ 6 × function timeout + batching window. */
 const VISIBILITY_TIMEOUT_FACTOR = 6;
 const SCHEDULER_TIMEOUT = Duration.seconds(30);
+/** The scheduler queue's failures are AWS API errors, not broker outages: dead-letter them early. */
+const SCHEDULER_MAX_RECEIVE_COUNT = 5;
 const DLQ_RETENTION = Duration.days(14);
+/** SQS's own default, set explicitly so the backoff check below compares against a known value. */
+const DEFAULT_INTAKE_RETENTION = Duration.days(4);
+/** ChangeMessageVisibility accepts at most 12 hours. */
+const MAX_VISIBILITY_SECONDS = 43_200;
+/**
+ * Lambda allows 4 KB of environment per function; the policy shares it with queue URLs and ARNs
+ * (about 0.7 KB), so a larger one would only fail at deploy time.
+ */
+const POLICY_ENV_BUDGET_BYTES = 3072;
 
 const PROJECT_ROOT = fileURLToPath(new URL("..", import.meta.url));
 const LOCK_FILE = fileURLToPath(new URL("../package-lock.json", import.meta.url));
@@ -36,6 +51,24 @@ const SCHEDULER_ENTRY = fileURLToPath(new URL("../functions/scheduler/handler.ts
 
 /** Log level of both functions (Powertools Logger). */
 export type RelayLogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
+
+/**
+ * How long the relay hides a record that failed because the broker is unreachable: `base` after the
+ * first receive, doubled on each receive after that, never more than `max`
+ * (`min(base × 2^(receiveCount − 1), max)`, through ChangeMessageVisibility).
+ */
+export interface RelayRetryBackoff {
+  /**
+   * Visibility after the first failed receive (whole seconds, 1 s–12 h).
+   * @default Duration.seconds(30)
+   */
+  readonly base?: Duration;
+  /**
+   * Largest visibility (whole seconds, `base`–12 h).
+   * @default Duration.minutes(15)
+   */
+  readonly max?: Duration;
+}
 
 export interface CeleryRelayProps {
   /**
@@ -63,9 +96,17 @@ export interface CeleryRelayProps {
    */
   readonly securityGroups?: ISecurityGroup[];
   /**
-   * Exchanges the relay will publish to; envelopes naming any other exchange are dead-lettered.
-   * `""` is the AMQP default exchange Celery uses for direct routing to a queue.
-   * @default ["", "celery.pidbox"]
+   * What senders may put on the broker (docs/deploy.md, "Relay policy"): queues and exchanges, task
+   * names, content types, revokes, per-sender rules and the admins who may revoke any parked task.
+   * Validated at synth; values that are tokens (e.g. `role.roleId`) are checked once deployed.
+   * Nothing reaches Celery's control plane except a revoke in exactly Celery's shape.
+   * @default - `DEFAULT_RELAY_POLICY`: queue `celery` through the default exchange (declared), any
+   * task name, JSON bodies only, revokes accepted, no admins, no per-sender rules
+   */
+  readonly policy?: RelayPolicy;
+  /**
+   * @deprecated Replaced by `policy`, which also names queues, routing keys and task names; passing
+   * this throws an error that shows the equivalent policy.
    */
   readonly allowedExchanges?: string[];
   /**
@@ -122,10 +163,25 @@ export interface CeleryRelayProps {
    */
   readonly relayTimeout?: Duration;
   /**
-   * Deliveries of a message before it is moved to its dead-letter queue (1–1000).
-   * @default 5
+   * Receives of an intake message before it moves to `deadLetterQueue` (1–1000). With the default
+   * backoff, 30 receives keep a record retrying for about 6.5 hours of broker outage. The
+   * scheduler queue always dead-letters after 5: its failures are not broker outages.
+   * @default 30
    */
   readonly maxReceiveCount?: number;
+  /**
+   * Backoff for records that failed because the broker is unreachable. The intake queue's retention
+   * must exceed the longest time a record can spend retrying (checked at synth).
+   * @default - 30 s, doubling to at most 15 min
+   */
+  readonly retryBackoff?: RelayRetryBackoff;
+  /**
+   * How long the intake queue keeps a message (whole seconds, 1 min–14 days). Must exceed
+   * `parkThreshold` plus the sum over `maxReceiveCount` receives of the larger of the backoff and
+   * the visibility timeout, or a message would expire while still being retried.
+   * @default Duration.days(4)
+   */
+  readonly intakeRetentionPeriod?: Duration;
   /**
    * Age of the oldest intake message that raises `oldestMessageAgeAlarm`.
    * @default Duration.minutes(5)
@@ -188,13 +244,14 @@ export class CeleryRelay extends Construct {
     // Queues -------------------------------------------------------------------------------
     const deadLetterQueue = secureQueue(this, "DeadLetterQueue", { retentionPeriod: DLQ_RETENTION });
     const intakeQueue = secureQueue(this, "IntakeQueue", {
-      visibilityTimeout: visibilityTimeoutFor(config.relayTimeout, config.maxBatchingWindow),
+      visibilityTimeout: config.intakeVisibilityTimeout,
+      retentionPeriod: config.intakeRetentionPeriod,
       deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: config.maxReceiveCount },
     });
     const schedulerDeadLetterQueue = secureQueue(this, "SchedulerDeadLetterQueue", { retentionPeriod: DLQ_RETENTION });
     const schedulerQueue = secureQueue(this, "SchedulerQueue", {
       visibilityTimeout: visibilityTimeoutFor(SCHEDULER_TIMEOUT, undefined),
-      deadLetterQueue: { queue: schedulerDeadLetterQueue, maxReceiveCount: config.maxReceiveCount },
+      deadLetterQueue: { queue: schedulerDeadLetterQueue, maxReceiveCount: SCHEDULER_MAX_RECEIVE_COUNT },
     });
     const scheduleDeadLetterQueue = secureQueue(this, "ScheduleDeadLetterQueue", { retentionPeriod: DLQ_RETENTION });
     Validations.of(scheduleDeadLetterQueue).acknowledge({
@@ -220,9 +277,15 @@ export class CeleryRelay extends Construct {
     // Scheduler writes dead-letter events with the target's execution role.
     scheduleDeadLetterQueue.grant(scheduleRole, "sqs:SendMessage");
 
+    // Both functions' roles first: each function trusts the other's role id to forward
+    // records on behalf of their original sender (TRUSTED_FORWARDERS).
+    const relayRole = lambdaRole(this, "RelayRole", "celery-edge relay: SQS intake to RabbitMQ");
+    const schedulerRole = lambdaRole(this, "SchedulerRole", "celery-edge scheduler: parks far-ETA tasks in EventBridge Scheduler");
+    // One JSON string: role ids in the policy are tokens that CloudFormation fills in.
+    const relayPolicy = stack.toJsonString(config.policy);
+
     // Relay function -----------------------------------------------------------------------
     const relayLogGroup = new LogGroup(this, "RelayLogGroup", { retention: config.logRetention });
-    const relayRole = lambdaRole(this, "RelayRole", "celery-edge relay: SQS intake to RabbitMQ");
     relayLogGroup.grantWrite(relayRole);
     const relayFunction = new NodejsFunction(this, "RelayFunction", {
       description: "celery-edge relay: SQS intake queue to RabbitMQ",
@@ -244,7 +307,11 @@ export class CeleryRelay extends Construct {
         // A full ARN when known; an imported-by-name secret's ARN ends in a `-??????` pattern
         // that GetSecretValue rejects, so its name is passed instead (SecretId takes either).
         BROKER_SECRET_ARN: props.brokerSecret.secretFullArn ?? props.brokerSecret.secretName,
-        ALLOWED_EXCHANGES: JSON.stringify(config.allowedExchanges),
+        RELAY_POLICY: relayPolicy,
+        TRUSTED_FORWARDERS: stack.toJsonString([schedulerRole.roleId]),
+        INTAKE_QUEUE_URL: intakeQueue.queueUrl,
+        RELAY_RETRY_BASE_SECONDS: String(config.retryBase.toSeconds()),
+        RELAY_RETRY_MAX_SECONDS: String(config.retryMax.toSeconds()),
         PARK_QUEUE_URL: schedulerQueue.queueUrl,
         PARK_THRESHOLD_SECONDS: String(config.parkThreshold.toSeconds()),
         POWERTOOLS_SERVICE_NAME: "celery-edge-relay",
@@ -290,6 +357,8 @@ export class CeleryRelay extends Construct {
           "AWSLambdaVPCAccessExecutionRole, without its account-wide logs grant).",
       });
     }
+    // The event source's consume grant includes sqs:ChangeMessageVisibility, which the relay's
+    // backoff uses on the records it received (asserted in the tests).
     relayFunction.addEventSource(
       new SqsEventSource(intakeQueue, {
         batchSize: config.batchSize,
@@ -301,7 +370,6 @@ export class CeleryRelay extends Construct {
 
     // Scheduler function -------------------------------------------------------------------
     const schedulerLogGroup = new LogGroup(this, "SchedulerLogGroup", { retention: config.logRetention });
-    const schedulerRole = lambdaRole(this, "SchedulerRole", "celery-edge scheduler: parks far-ETA tasks in EventBridge Scheduler");
     schedulerLogGroup.grantWrite(schedulerRole);
     const schedulesArn = stack.formatArn({
       service: "scheduler",
@@ -310,6 +378,7 @@ export class CeleryRelay extends Construct {
       arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
     });
     schedulerRole.addToPrincipalPolicy(
+      // GetSchedule: on a revoke the scheduler reads a schedule (whose task is it?) before deleting it.
       new PolicyStatement({
         actions: ["scheduler:CreateSchedule", "scheduler:DeleteSchedule", "scheduler:GetSchedule"],
         resources: [schedulesArn],
@@ -350,6 +419,10 @@ export class CeleryRelay extends Construct {
         SCHEDULE_DLQ_ARN: scheduleDeadLetterQueue.queueArn,
         PARK_THRESHOLD_SECONDS: String(config.parkThreshold.toSeconds()),
         LEAD_SECONDS: String(config.scheduleLeadTime.toSeconds()),
+        RELAY_POLICY: relayPolicy,
+        // The relay forwards park requests and revokes; fired schedules arrive as the schedule role.
+        // Both carry the original sender, and only a schedule's own record may say "release".
+        TRUSTED_FORWARDERS: stack.toJsonString([relayRole.roleId, scheduleRole.roleId]),
         POWERTOOLS_SERVICE_NAME: "celery-edge-scheduler",
         POWERTOOLS_LOG_LEVEL: config.logLevel,
         NODE_OPTIONS: "--enable-source-maps",
@@ -416,7 +489,8 @@ export class CeleryRelay extends Construct {
 }
 
 interface ResolvedProps {
-  readonly allowedExchanges: string[];
+  /** The policy as the functions get it: defaults filled in, tokens left in place. */
+  readonly policy: RelayPolicy;
   readonly batchSize: number;
   readonly maxBatchingWindow: Duration | undefined;
   readonly maxConcurrency: number;
@@ -428,11 +502,14 @@ interface ResolvedProps {
   readonly logLevel: RelayLogLevel;
   readonly relayTimeout: Duration;
   readonly maxReceiveCount: number;
+  readonly retryBase: Duration;
+  readonly retryMax: Duration;
+  readonly intakeVisibilityTimeout: Duration;
+  readonly intakeRetentionPeriod: Duration;
   readonly oldestMessageAgeThreshold: Duration;
   readonly bundleAwsSdk: boolean;
 }
 
-const EXCHANGE_NAME = /^[A-Za-z0-9._:-]{0,255}$/;
 const SCHEDULE_GROUP_NAME = /^[0-9A-Za-z._-]{1,64}$/;
 const LOG_LEVELS: readonly RelayLogLevel[] = ["DEBUG", "INFO", "WARN", "ERROR"];
 
@@ -463,13 +540,8 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
   if (!props.vpc && props.vpcSubnets) throw invalid("vpcSubnets", "(subnet selection)", "requires vpc");
   if (!props.vpc && props.securityGroups) throw invalid("securityGroups", `${props.securityGroups.length} group(s)`, "requires vpc");
 
-  const allowedExchanges = props.allowedExchanges ?? ["", "celery.pidbox"];
-  if (allowedExchanges.length === 0) throw invalid("allowedExchanges", allowedExchanges, "must name at least one exchange");
-  for (const name of allowedExchanges) {
-    if (typeof name !== "string" || Token.isUnresolved(name) || !EXCHANGE_NAME.test(name)) {
-      throw invalid("allowedExchanges", name, "entries must be AMQP exchange names (up to 255 of [A-Za-z0-9._:-]; \"\" is the default exchange)");
-    }
-  }
+  if (props.allowedExchanges !== undefined) throw allowedExchangesRemoved(props.allowedExchanges);
+  const policy = checkedPolicy(props.policy);
 
   const maxBatchingWindow = props.maxBatchingWindow && secondsIn("maxBatchingWindow", props.maxBatchingWindow, 0, 300);
   const batchSize = integerIn("batchSize", props.batchSize ?? 10, 1, 10_000);
@@ -495,8 +567,30 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
     throw invalid("scheduleGroupName", scheduleGroupName, "must be 1 to 64 of [0-9A-Za-z._-]");
   }
 
+  const relayTimeout = secondsIn("relayTimeout", props.relayTimeout ?? Duration.seconds(30), 1, 900);
+  const maxReceiveCount = integerIn("maxReceiveCount", props.maxReceiveCount ?? 30, 1, 1000);
+  const retryBase = secondsIn("retryBackoff.base", props.retryBackoff?.base ?? Duration.seconds(30), 1, MAX_VISIBILITY_SECONDS);
+  const retryMax = secondsIn(
+    "retryBackoff.max",
+    props.retryBackoff?.max ?? Duration.minutes(15),
+    retryBase.isUnresolved() ? 1 : retryBase.toSeconds(),
+    MAX_VISIBILITY_SECONDS,
+  );
+  const intakeVisibilityTimeout = visibilityTimeoutFor(relayTimeout, maxBatchingWindow);
+  const intakeRetentionPeriod = secondsIn("intakeRetentionPeriod", props.intakeRetentionPeriod ?? DEFAULT_INTAKE_RETENTION, 60, 1_209_600);
+  const span = retrySpanSeconds({ parkThreshold, visibilityTimeout: intakeVisibilityTimeout, retryBase, retryMax, maxReceiveCount });
+  if (span !== undefined && !intakeRetentionPeriod.isUnresolved() && intakeRetentionPeriod.toSeconds() <= span) {
+    throw invalid(
+      "intakeRetentionPeriod",
+      intakeRetentionPeriod,
+      `must exceed the ${Duration.seconds(span).toHumanString()} a message can spend on the intake queue before it is ` +
+        `dead-lettered (parkThreshold + ${maxReceiveCount} receives at retryBackoff up to ${retryMax.toHumanString()}), ` +
+        "or it would expire while still being retried; lower maxReceiveCount or retryBackoff.max, or raise intakeRetentionPeriod (at most 14 days)",
+    );
+  }
+
   return {
-    allowedExchanges,
+    policy,
     batchSize,
     maxBatchingWindow,
     maxConcurrency: integerIn("maxConcurrency", props.maxConcurrency ?? 5, 2, 1000),
@@ -506,8 +600,12 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
     architecture: props.architecture ?? Architecture.ARM_64,
     logRetention: props.logRetention ?? RetentionDays.ONE_MONTH,
     logLevel,
-    relayTimeout: secondsIn("relayTimeout", props.relayTimeout ?? Duration.seconds(30), 1, 900),
-    maxReceiveCount: integerIn("maxReceiveCount", props.maxReceiveCount ?? 5, 1, 1000),
+    relayTimeout,
+    maxReceiveCount,
+    retryBase,
+    retryMax,
+    intakeVisibilityTimeout,
+    intakeRetentionPeriod,
     oldestMessageAgeThreshold: secondsIn(
       "oldestMessageAgeThreshold",
       props.oldestMessageAgeThreshold ?? Duration.minutes(5),
@@ -516,6 +614,94 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
     ),
     bundleAwsSdk: props.bundleAwsSdk ?? false,
   };
+}
+
+/**
+ * The longest a message can stay on the intake queue before it is dead-lettered: its delivery
+ * delay (at most `parkThreshold`), then per receive the longer of the relay's backoff and the
+ * queue's visibility timeout (a relay that times out sets no backoff). With the defaults:
+ * 900 s + 3 × 180 s + 240 s + 480 s + 25 × 900 s = 24 660 s, about 6.9 h, against 4 days of
+ * retention. `undefined` when a token makes it unknowable at synth.
+ */
+export function retrySpanSeconds(o: {
+  parkThreshold: Duration;
+  visibilityTimeout: Duration;
+  retryBase: Duration;
+  retryMax: Duration;
+  maxReceiveCount: number;
+}): number | undefined {
+  const durations = [o.parkThreshold, o.visibilityTimeout, o.retryBase, o.retryMax];
+  if (durations.some((d) => d.isUnresolved()) || Token.isUnresolved(o.maxReceiveCount)) return undefined;
+  const [visibility, base, max] = [o.visibilityTimeout.toSeconds(), o.retryBase.toSeconds(), o.retryMax.toSeconds()];
+  let span = o.parkThreshold.toSeconds();
+  for (let receive = 1; receive <= o.maxReceiveCount; receive++) {
+    span += Math.max(visibility, Math.min(base * 2 ** (receive - 1), max));
+  }
+  return span;
+}
+
+/**
+ * Validates the policy as `resolvePolicy` will at cold start. A token (e.g. `role.roleId`) cannot be
+ * checked until deployment: it is validated as a stand-in that passes any string rule, and written
+ * unchanged. Top-level keys set to `undefined` are dropped, as JSON drops them on the way to the
+ * functions, so synth validates exactly what they will read.
+ */
+function checkedPolicy(input: RelayPolicy | undefined): RelayPolicy {
+  const given = Object.fromEntries(Object.entries(input ?? {}).filter(([, v]) => v !== undefined));
+  const policy = { ...DEFAULT_RELAY_POLICY, ...given } as RelayPolicy;
+  try {
+    resolvePolicy(withoutTokens(policy, ""));
+  } catch (err) {
+    if (!(err instanceof ConfigurationError)) throw err;
+    throw new ConfigurationError(`CeleryRelay: ${err.message}`, { code: "ERR_INVALID_OPTION", cause: err });
+  }
+  const bytes = new TextEncoder().encode(JSON.stringify(policy)).length;
+  if (bytes > POLICY_ENV_BUDGET_BYTES) {
+    throw invalid(
+      "policy",
+      `${bytes} bytes of JSON`,
+      `must fit in ${POLICY_ENV_BUDGET_BYTES} bytes of JSON (it shares Lambda's 4 KB environment with the queue URLs); use task-name globs and fewer sender rules`,
+    );
+  }
+  return policy;
+}
+
+const TOKEN_STAND_IN = "cdk-token";
+
+/** A copy of `value` with each token replaced by a value that passes the rule at `path`. */
+function withoutTokens(value: unknown, path: string): unknown {
+  const standIn = /^contentTypes\b/.test(path) ? "application/json" : TOKEN_STAND_IN;
+  if (typeof value === "string") return Token.isUnresolved(value) ? standIn : value;
+  if (typeof value === "number") return value;
+  if (Array.isArray(value)) {
+    if (Token.isUnresolved(value)) return [standIn];
+    return value.map((v, i) => withoutTokens(v, `${path}[${i}]`));
+  }
+  if (typeof value === "object" && value !== null) {
+    if (Token.isUnresolved(value)) return standIn;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutTokens(v, path ? `${path}.${k}` : k)]));
+  }
+  return value;
+}
+
+/** The `allowedExchanges` → `policy` migration, written out for the exchanges the user passed. */
+function allowedExchangesRemoved(allowedExchanges: readonly string[]): ConfigurationError {
+  const list = Array.isArray(allowedExchanges) ? allowedExchanges : [];
+  const exchanges = list.filter((x) => typeof x === "string" && x !== "" && x !== "celery.pidbox");
+  const rules = exchanges.map((x) => `{ exchange: ${JSON.stringify(x)}, routingKeys: ["#"] }`);
+  const suggestion =
+    `policy: { queues: [{ name: "celery" }${list.includes("") ? " /* and one { name } per queue your tasks are routed to */" : ""}]` +
+    (rules.length ? `, exchanges: [${rules.join(", ")}]` : "") +
+    " }";
+  return new ConfigurationError(
+    `CeleryRelay: allowedExchanges is replaced by policy, got ${JSON.stringify(allowedExchanges)}. ` +
+      `A policy names the queues, routing keys and task names a sender may use, not just exchanges. Instead write ${suggestion}` +
+      (list.includes("celery.pidbox")
+        ? `; "celery.pidbox" needs no entry: revokes in Celery's own shape pass (policy.revokes, default true) and nothing else reaches the control plane`
+        : "") +
+      `. See docs/deploy.md, "Relay policy".`,
+    { code: "ERR_INVALID_OPTION" },
+  );
 }
 
 function visibilityTimeoutFor(functionTimeout: Duration, batchingWindow: Duration | undefined): Duration {

@@ -16,7 +16,8 @@ import { Secret } from "aws-cdk-lib/aws-secretsmanager";
 import { Queue, QueueEncryption, type IQueue } from "aws-cdk-lib/aws-sqs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { describe, expect, it } from "vitest";
-import { CeleryRelay, SQS_MAX_MESSAGE_BYTES, type CeleryRelayProps } from "../../infra/celery-relay.js";
+import { CeleryRelay, DEFAULT_RELAY_POLICY, SQS_MAX_MESSAGE_BYTES, retrySpanSeconds, type CeleryRelayProps } from "../../infra/celery-relay.js";
+import { relayConfig, schedulerConfig } from "../../functions/shared/config.js";
 import { ConfigurationError } from "../../sdk/errors.js";
 
 /** The feature flags `cdk.json` gives the real app, so these tests see the template it deploys. */
@@ -106,6 +107,38 @@ function envOf(template: Template, stack: Stack, fn: CeleryRelay["relayFunction"
   return template.toJSON().Resources[id].Properties.Environment.Variables as Record<string, unknown>;
 }
 
+/** The role id CloudFormation would give `role`, in the template's own words (`Fn::GetAtt … RoleId`). */
+function roleIdOf(stack: Stack, role: IRole): unknown {
+  return { "Fn::GetAtt": [logicalId(stack, role), "RoleId"] };
+}
+
+/** A stand-in role id for a logical id, shaped like the real ones (`AROA` + 17 characters). */
+function fakeRoleId(logical: string): string {
+  return `AROA${logical.toUpperCase().replace(/[^A-Z0-9]/g, "").slice(-17)}`;
+}
+
+/**
+ * What a function would find in `process.env` once deployed: `Fn::Join` joined, each role id a
+ * stand-in, each `Ref` (queue URL, group name) a placeholder URL.
+ */
+function deployedEnv(vars: Record<string, unknown>): Record<string, string> {
+  const render = (v: unknown): string => {
+    if (typeof v === "string") return v;
+    const node = v as Record<string, unknown>;
+    if (Array.isArray(node["Fn::Join"])) {
+      const [delimiter, parts] = node["Fn::Join"] as [string, unknown[]];
+      return parts.map(render).join(delimiter);
+    }
+    if (Array.isArray(node["Fn::GetAtt"])) {
+      const [id, attribute] = node["Fn::GetAtt"] as [string, string];
+      return attribute === "RoleId" ? fakeRoleId(id) : `arn:aws:sqs:eu-west-1:123456789012:${id}`;
+    }
+    if (typeof node.Ref === "string") return `https://sqs.eu-west-1.amazonaws.com/123456789012/${node.Ref}`;
+    throw new Error(`cannot render ${JSON.stringify(v)}`);
+  };
+  return Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, render(v)]));
+}
+
 describe("CeleryRelay queues", () => {
   it("creates five queues, each SSE-SQS encrypted with the 1 MiB message size set explicitly", () => {
     // Prepare / Act
@@ -141,11 +174,44 @@ describe("CeleryRelay queues", () => {
     }
   });
 
-  it("redrives the intake queue to its DLQ after maxReceiveCount receives, with visibility 6× the relay timeout", () => {
+  it("redrives the intake queue to its DLQ after 30 receives by default, with visibility 6× the relay timeout and 4 days' retention", () => {
     const { template, stack, relay } = build();
     template.hasResourceProperties("AWS::SQS::Queue", {
       VisibilityTimeout: 180,
-      RedrivePolicy: { deadLetterTargetArn: queueArn(stack, relay.deadLetterQueue), maxReceiveCount: 5 },
+      MessageRetentionPeriod: 4 * 24 * 3600,
+      RedrivePolicy: { deadLetterTargetArn: queueArn(stack, relay.deadLetterQueue), maxReceiveCount: 30 },
+    });
+  });
+
+  it("keeps the scheduler queue at 5 receives whatever maxReceiveCount the intake queue gets", () => {
+    const { template, stack, relay } = build({ maxReceiveCount: 50 });
+    template.hasResourceProperties("AWS::SQS::Queue", {
+      RedrivePolicy: { deadLetterTargetArn: queueArn(stack, relay.deadLetterQueue), maxReceiveCount: 50 },
+    });
+    template.hasResourceProperties("AWS::SQS::Queue", {
+      RedrivePolicy: { deadLetterTargetArn: queueArn(stack, relay.schedulerDeadLetterQueue), maxReceiveCount: 5 },
+    });
+  });
+
+  it("computes the longest retry span from the delivery delay, the visibility floor and the doubling backoff", () => {
+    // 900 s delay, receives 1-3 at the 180 s visibility floor, 240 s, 480 s, then 25 × 900 s.
+    expect(
+      retrySpanSeconds({
+        parkThreshold: Duration.minutes(15),
+        visibilityTimeout: Duration.seconds(180),
+        retryBase: Duration.seconds(30),
+        retryMax: Duration.minutes(15),
+        maxReceiveCount: 30,
+      }),
+    ).toBe(900 + 3 * 180 + 240 + 480 + 25 * 900);
+  });
+
+  it("accepts a long retry span when intakeRetentionPeriod is raised to cover it", () => {
+    // 1000 receives at up to 15 min is over 10 days: more than the default 4 days, less than 14.
+    const { template, stack, relay } = build({ maxReceiveCount: 1000, intakeRetentionPeriod: Duration.days(14) });
+    template.hasResourceProperties("AWS::SQS::Queue", {
+      MessageRetentionPeriod: 14 * 24 * 3600,
+      RedrivePolicy: { deadLetterTargetArn: queueArn(stack, relay.deadLetterQueue), maxReceiveCount: 1000 },
     });
   });
 
@@ -206,7 +272,11 @@ describe("CeleryRelay relay function", () => {
     const { template, stack, relay } = build();
     expect(envOf(template, stack, relay.relayFunction)).toEqual({
       BROKER_SECRET_ARN: SECRET_ARN,
-      ALLOWED_EXCHANGES: JSON.stringify(["", "celery.pidbox"]),
+      RELAY_POLICY: JSON.stringify(DEFAULT_RELAY_POLICY),
+      TRUSTED_FORWARDERS: { "Fn::Join": ["", ['["', roleIdOf(stack, relay.schedulerFunction.role!), '"]']] },
+      INTAKE_QUEUE_URL: cfn(stack, relay.intakeQueue.queueUrl),
+      RELAY_RETRY_BASE_SECONDS: "30",
+      RELAY_RETRY_MAX_SECONDS: "900",
       PARK_QUEUE_URL: cfn(stack, relay.schedulerQueue.queueUrl),
       PARK_THRESHOLD_SECONDS: "900",
       POWERTOOLS_SERVICE_NAME: "celery-edge-relay",
@@ -221,17 +291,35 @@ describe("CeleryRelay relay function", () => {
     expect(envOf(template, stack, relay.relayFunction).BROKER_SECRET_ARN).toBe("team/broker");
   });
 
-  it("passes custom exchanges, park threshold and log level through to the relay", () => {
+  it("passes park threshold, log level and retry backoff through to the relay", () => {
     const { template, stack, relay } = build({
-      allowedExchanges: ["", "tasks"],
       parkThreshold: Duration.minutes(10),
       logLevel: "DEBUG",
+      retryBackoff: { base: Duration.seconds(10), max: Duration.hours(1) },
     });
     expect(envOf(template, stack, relay.relayFunction)).toMatchObject({
-      ALLOWED_EXCHANGES: '["","tasks"]',
       PARK_THRESHOLD_SECONDS: "600",
       POWERTOOLS_LOG_LEVEL: "DEBUG",
+      RELAY_RETRY_BASE_SECONDS: "10",
+      RELAY_RETRY_MAX_SECONDS: "3600",
     });
+  });
+
+  it("gives the relay an environment that the relay's own config reads back", () => {
+    // Prepare
+    const { template, stack, relay } = build({ retryBackoff: { base: Duration.seconds(5) } });
+    const env = deployedEnv(envOf(template, stack, relay.relayFunction));
+    // Act
+    const config = relayConfig(env);
+    // Assess
+    expect(config).toMatchObject({
+      brokerSecretArn: SECRET_ARN,
+      trustedForwarders: [fakeRoleId(logicalId(stack, relay.schedulerFunction.role!))],
+      intakeQueueUrl: expect.stringContaining(stack.getLogicalId(relay.intakeQueue.node.defaultChild as never)),
+      retry: { baseSeconds: 5, maxSeconds: 900 },
+      parkThresholdSeconds: 900,
+    });
+    expect(config.policy.source).toEqual(DEFAULT_RELAY_POLICY);
   });
 
   it("logs to its own log group, kept one month by default", () => {
@@ -334,10 +422,21 @@ describe("CeleryRelay scheduler", () => {
       SCHEDULE_DLQ_ARN: queueArn(stack, relay.scheduleDeadLetterQueue),
       PARK_THRESHOLD_SECONDS: "900",
       LEAD_SECONDS: "120",
+      RELAY_POLICY: JSON.stringify(DEFAULT_RELAY_POLICY),
+      TRUSTED_FORWARDERS: { "Fn::Join": ["", ['["', roleIdOf(stack, relay.relayFunction.role!), '","', roleIdOf(stack, relay.scheduleRole), '"]']] },
       POWERTOOLS_SERVICE_NAME: "celery-edge-scheduler",
       POWERTOOLS_LOG_LEVEL: "INFO",
       NODE_OPTIONS: "--enable-source-maps",
     });
+  });
+
+  it("gives the scheduler an environment that the scheduler's own config reads back", () => {
+    const { template, stack, relay } = build();
+    const config = schedulerConfig(deployedEnv(envOf(template, stack, relay.schedulerFunction)));
+    // The relay (park requests, revokes) and the schedule role (fired schedules) both speak for a sender.
+    expect(config.trustedForwarders).toEqual([fakeRoleId(logicalId(stack, relay.relayFunction.role!)), fakeRoleId(logicalId(stack, relay.scheduleRole))]);
+    expect(config.policy.source).toEqual(DEFAULT_RELAY_POLICY);
+    expect(config.policy.admins).toEqual([]);
   });
 
   it("caps the default schedule lead time at a shorter park threshold", () => {
@@ -374,6 +473,13 @@ describe("CeleryRelay IAM", () => {
       ManagedPolicyArns: Match.absent(),
       Description: Match.stringLikeRegexp("relay"),
     });
+  });
+
+  it("lets the relay change the visibility of intake records, which its broker-outage backoff needs", () => {
+    const { template, stack, relay } = build();
+    const statements = statementsOf(template, stack, relay.relayFunction.role!) as Statement[];
+    const onIntake = statements.filter((s) => JSON.stringify(s.Resource).includes(JSON.stringify(queueArn(stack, relay.intakeQueue))));
+    expect(onIntake.flatMap((s) => s.Action)).toContain("sqs:ChangeMessageVisibility");
   });
 
   it("adds the ENI actions Lambda needs, and only those, when the relay runs in a VPC", () => {
@@ -430,6 +536,15 @@ describe("CeleryRelay IAM", () => {
         allow("sqs:SendMessage", queueArn(stack, relay.intakeQueue)),
       ]),
     );
+  });
+
+  it("lets the scheduler read a schedule of its own group, which it does before deleting one on revoke", () => {
+    const { template, stack, relay } = build();
+    const statements = statementsOf(template, stack, relay.schedulerFunction.role!) as Statement[];
+    const reading = statements.filter((s) => (s.Action as string[]).includes("scheduler:GetSchedule"));
+    expect(reading).toHaveLength(1);
+    expect(JSON.stringify(reading[0]!.Resource)).toContain(`:schedule/${relay.scheduleGroupName}/*`);
+    expect(reading[0]!.Action).toEqual(expect.arrayContaining(["scheduler:DeleteSchedule", "scheduler:GetSchedule"]));
   });
 
   it("lets EventBridge Scheduler assume the schedule role only for this account's group, and only send to its queue and DLQ", () => {
@@ -547,9 +662,21 @@ describe("CeleryRelay prop validation", () => {
     ["relayTimeout 16 min", () => ({ relayTimeout: Duration.minutes(16) }), /relayTimeout .* from 1 to 900, got 16 minutes/],
     ["memorySize 64", () => ({ memorySize: 64 }), /memorySize must be an integer from 128 to 10240, got 64/],
     ["maxReceiveCount 0", () => ({ maxReceiveCount: 0 }), /maxReceiveCount must be an integer from 1 to 1000, got 0/],
+    ["retryBackoff.base 0", () => ({ retryBackoff: { base: Duration.seconds(0) } }), /retryBackoff\.base must be a whole number of seconds from 1 to 43200, got 0 seconds/],
+    ["retryBackoff.max 13 h", () => ({ retryBackoff: { max: Duration.hours(13) } }), /retryBackoff\.max must be a whole number of seconds from 30 to 43200, got 13 hours/],
+    ["retryBackoff.max below base", () => ({ retryBackoff: { base: Duration.minutes(2), max: Duration.minutes(1) } }), /retryBackoff\.max .* from 120 to 43200, got 1 minute/],
+    ["intakeRetentionPeriod 15 days", () => ({ intakeRetentionPeriod: Duration.days(15) }), /intakeRetentionPeriod must be a whole number of seconds from 60 to 1209600, got 15 days/],
+    [
+      "a retry span longer than the default retention",
+      () => ({ maxReceiveCount: 1000 }),
+      /intakeRetentionPeriod must exceed the .* a message can spend on the intake queue before it is dead-lettered \(parkThreshold \+ 1000 receives .*\), .* got 4 days/,
+    ],
+    [
+      "a retention shorter than the default retry span",
+      () => ({ intakeRetentionPeriod: Duration.hours(6) }),
+      /intakeRetentionPeriod must exceed the 6 hours 51 minutes .* got 6 hours/,
+    ],
     ["oldestMessageAgeThreshold 0", () => ({ oldestMessageAgeThreshold: Duration.seconds(0) }), /oldestMessageAgeThreshold .* got 0 seconds/],
-    ["allowedExchanges []", () => ({ allowedExchanges: [] }), /allowedExchanges must name at least one exchange, got \[\]/],
-    ["allowedExchanges with a bad name", () => ({ allowedExchanges: ["", "bad name!"] }), /allowedExchanges entries must be AMQP exchange names .* got "bad name!"/],
     ["scheduleGroupName with a slash", () => ({ scheduleGroupName: "a/b" }), /scheduleGroupName must be 1 to 64 of \[0-9A-Za-z._-\], got "a\/b"/],
     ["logLevel TRACE", () => ({ logLevel: "TRACE" as never }), /logLevel must be one of DEBUG, INFO, WARN, ERROR, got "TRACE"/],
     ["vpcSubnets without vpc", () => ({ vpcSubnets: { subnetType: SubnetType.PRIVATE_WITH_EGRESS } }), /vpcSubnets requires vpc/],
@@ -573,6 +700,115 @@ describe("CeleryRelay prop validation", () => {
     }
     expect(caught).toBeInstanceOf(ConfigurationError);
     expect(caught).toMatchObject({ code: "ERR_INVALID_OPTION", message: expect.stringMatching(/^CeleryRelay: maxConcurrency/) });
+  });
+});
+
+describe("CeleryRelay policy", () => {
+  function producerRole(stack: Stack, id = "Producer"): Role {
+    return new Role(stack, id, { assumedBy: new ServicePrincipal("lambda.amazonaws.com") });
+  }
+
+  it("writes the same policy JSON into both functions' environment", () => {
+    const { template, stack, relay } = build({ policy: { queues: [{ name: "celery" }, { name: "reports", declare: { arguments: { "x-max-priority": 10 } } }] } });
+    const relayPolicy = envOf(template, stack, relay.relayFunction).RELAY_POLICY;
+    expect(envOf(template, stack, relay.schedulerFunction).RELAY_POLICY).toEqual(relayPolicy);
+    expect(JSON.parse(relayPolicy as string)).toEqual({
+      ...DEFAULT_RELAY_POLICY,
+      queues: [{ name: "celery" }, { name: "reports", declare: { arguments: { "x-max-priority": 10 } } }],
+    });
+  });
+
+  it("synthesizes a token principal as the role's Fn::GetAtt RoleId inside the policy JSON", () => {
+    // Prepare
+    let producer!: Role;
+    let admin!: Role;
+    // Act
+    const { template, stack, relay } = build({}, (s) => {
+      producer = producerRole(s);
+      admin = producerRole(s, "Admin");
+      return {
+        policy: {
+          queues: [{ name: "celery" }, { name: "reports" }],
+          exchanges: [{ exchange: "tasks", routingKeys: ["reports.#"] }],
+          admins: [admin.roleId],
+          senders: [{ principal: producer.roleId, queues: ["reports"], tasks: ["reports.*"], revokes: false }],
+        },
+      };
+    });
+    // Assess: the JSON is joined around exactly these two attributes, in order.
+    const rendered = envOf(template, stack, relay.relayFunction).RELAY_POLICY as { "Fn::Join": [string, unknown[]] };
+    const attributes = rendered["Fn::Join"][1].filter((part) => typeof part !== "string");
+    expect(attributes).toEqual([roleIdOf(stack, admin), roleIdOf(stack, producer)]);
+    // …and, deployed, it is a policy the relay accepts, naming those roles.
+    const config = relayConfig(deployedEnv(envOf(template, stack, relay.relayFunction)));
+    expect(config.policy.admins).toEqual([fakeRoleId(logicalId(stack, admin))]);
+    expect(config.policy.senders.map((x) => x.principal)).toEqual([fakeRoleId(logicalId(stack, producer))]);
+    expect([...config.policy.queues.keys()]).toEqual(["celery", "reports"]);
+  });
+
+  it("still validates the rest of a policy that holds tokens", () => {
+    expect(() =>
+      build({}, (s) => ({ policy: { admins: [producerRole(s).roleId], exchanges: [{ exchange: "amq.topic", routingKeys: ["#"] }] } })),
+    ).toThrow(/relay policy: exchanges\[0\]\.exchange names a RabbitMQ built-in exchange, which no policy can open, got "amq\.topic"/);
+  });
+
+  it.each<[string, CeleryRelayProps["policy"], RegExp]>([
+    ["a control-plane queue", { queues: [{ name: "celery.pidbox" }] }, /queues\[0\]\.name names a Celery control, event or broker-owned queue, which no policy can open, got "celery\.pidbox"/],
+    ["the control exchange", { exchanges: [{ exchange: "celery.pidbox", routingKeys: ["#"] }] }, /exchanges\[0\]\.exchange names Celery's control exchange/],
+    ["the event exchange", { exchanges: [{ exchange: "celeryev", routingKeys: ["#"] }] }, /exchanges\[0\]\.exchange names Celery's event exchange/],
+    ["pickle as a content type", { contentTypes: ["application/x-python-serialize" as never] }, /contentTypes\[0\] must be one of .* \(pickle: dangerouslyAllowPickle\)/],
+    ["an unknown field", { allowedExchanges: ["tasks"] } as never, /policy\.allowedExchanges is not a policy field/],
+    ["a principal that is no id", { admins: ["arn:aws:iam::123456789012:role/x y"] }, /admins\[0\] must be an SQS SenderId or role id/],
+  ])("rejects a policy with %s at synth, with the policy's own message", (_name, policy, message) => {
+    // Prepare / Act
+    let caught: unknown;
+    try {
+      build({ policy });
+    } catch (err) {
+      caught = err;
+    }
+    // Assess
+    expect(caught).toBeInstanceOf(ConfigurationError);
+    expect((caught as Error).message).toMatch(/^CeleryRelay: relay policy: /);
+    expect((caught as Error).message).toMatch(message);
+    expect((caught as ConfigurationError).cause).toBeInstanceOf(ConfigurationError);
+  });
+
+  it("lets pickle through only with dangerouslyAllowPickle", () => {
+    const { template, stack, relay } = build({ policy: { dangerouslyAllowPickle: true } });
+    const config = relayConfig(deployedEnv(envOf(template, stack, relay.relayFunction)));
+    expect([...config.policy.contentTypes]).toEqual(["application/json", "application/x-python-serialize"]);
+  });
+
+  it("drops top-level keys set to undefined, as JSON will on the way to the functions", () => {
+    const { template, stack, relay } = build({ policy: { queues: undefined, tasks: ["reports.*"] } });
+    expect(JSON.parse(envOf(template, stack, relay.relayFunction).RELAY_POLICY as string)).toEqual({ ...DEFAULT_RELAY_POLICY, tasks: ["reports.*"] });
+  });
+
+  it("refuses a policy too large for Lambda's 4 KB environment", () => {
+    const senders = Array.from({ length: 60 }, (_, i) => ({ principal: `AROAEXAMPLE${String(i).padStart(10, "0")}`, tasks: [`team${i}.tasks.*`] }));
+    expect(() => build({ policy: { senders } })).toThrow(/CeleryRelay: policy must fit in 3072 bytes of JSON .*, got "\d+ bytes of JSON"/);
+  });
+
+  it("refuses allowedExchanges with the policy that replaces it and where to read more", () => {
+    // Prepare / Act
+    let caught: unknown;
+    try {
+      build({ allowedExchanges: ["", "tasks", "celery.pidbox"] });
+    } catch (err) {
+      caught = err;
+    }
+    // Assess
+    expect(caught).toBeInstanceOf(ConfigurationError);
+    const message = (caught as Error).message;
+    expect(message).toMatch(/^CeleryRelay: allowedExchanges is replaced by policy, got \["","tasks","celery\.pidbox"\]/);
+    expect(message).toContain('policy: { queues: [{ name: "celery" } /* and one { name } per queue your tasks are routed to */], exchanges: [{ exchange: "tasks", routingKeys: ["#"] }] }');
+    expect(message).toMatch(/"celery\.pidbox" needs no entry: revokes in Celery's own shape pass/);
+    expect(message).toMatch(/See docs\/deploy\.md, "Relay policy"\.$/);
+  });
+
+  it("refuses allowedExchanges even when it names only the default exchange", () => {
+    expect(() => build({ allowedExchanges: [""] })).toThrow(/allowedExchanges is replaced by policy.*Instead write policy: \{ queues: \[\{ name: "celery" \} \/\* and one/);
   });
 });
 
@@ -605,6 +841,17 @@ describe("CeleryRelay and cdk-nag", () => {
     const report = new AwsSolutionsChecks().validateScope(stack);
     expect(report.violations).toEqual([]);
     expect(report.success).toBe(true);
+  });
+
+  it("reports no unacknowledged AwsSolutions findings with a policy naming roles, and a custom backoff", () => {
+    const { stack } = build({}, (s) => {
+      const producer = new Role(s, "Producer", { assumedBy: new ServicePrincipal("lambda.amazonaws.com") });
+      return {
+        policy: { admins: [producer.roleId], senders: [{ principal: producer.roleId, queues: ["celery"] }] },
+        retryBackoff: { base: Duration.seconds(10), max: Duration.minutes(5) },
+      };
+    });
+    expect(new AwsSolutionsChecks().validateScope(stack).violations).toEqual([]);
   });
 
   it("reports no unacknowledged AwsSolutions findings in a stack with an explicit account and region", () => {

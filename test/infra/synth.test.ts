@@ -7,14 +7,16 @@
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_RELAY_POLICY } from "../../infra/celery-relay.js";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -107,16 +109,39 @@ function assetDir(fn: CfnResource): string {
   return join(outdir, path);
 }
 
-/** Stand-ins for the CloudFormation values in a function's environment (URLs and ARNs by name). */
+/**
+ * Stand-ins for the CloudFormation values in a function's environment: URLs and ARNs by name, role
+ * ids shaped like real ones, and `Fn::Join` joined so JSON values (the policy, the trusted
+ * forwarders) reach the function whole.
+ */
 function dummyEnv(variables: Record<string, unknown>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(variables)) {
-    if (typeof value === "string") env[key] = value;
-    else if (key.endsWith("_URL")) env[key] = "https://sqs.us-east-1.amazonaws.com/123456789012/dummy";
-    else if (key.endsWith("_ARN")) env[key] = "arn:aws:sqs:us-east-1:123456789012:dummy";
-    else env[key] = "dummy";
-  }
-  return env;
+  const render = (key: string, value: unknown): string => {
+    if (typeof value === "string") return value;
+    const node = value as Record<string, unknown>;
+    if (Array.isArray(node["Fn::Join"])) {
+      const [delimiter, parts] = node["Fn::Join"] as [string, unknown[]];
+      return parts.map((part) => render(key, part)).join(delimiter);
+    }
+    if (Array.isArray(node["Fn::GetAtt"]) && node["Fn::GetAtt"][1] === "RoleId") return "AROADUMMYROLEID012345";
+    if (key.endsWith("_URL")) return "https://sqs.us-east-1.amazonaws.com/123456789012/dummy";
+    if (key.endsWith("_ARN")) return "arn:aws:sqs:us-east-1:123456789012:dummy";
+    return "dummy";
+  };
+  return Object.fromEntries(Object.entries(variables).map(([key, value]) => [key, render(key, value)]));
+}
+
+/**
+ * Every module a bundle imports (static `import`, dynamic `import()`), as esbuild's parser sees
+ * them: a regex would also match `from "x"` inside a string, such as an error message's hint.
+ */
+async function importsOf(file: string): Promise<string[]> {
+  const result = await build({ entryPoints: [file], bundle: true, write: false, metafile: true, platform: "node", format: "esm", external: ["*"], logLevel: "silent" });
+  return Object.values(result.metafile.inputs).flatMap((input) => input.imports.map((i) => i.path));
+}
+
+/** The logical id of the role a function runs as. */
+function roleOf(fn: CfnResource): string {
+  return (fn.Properties.Role as { "Fn::GetAtt": [string, string] })["Fn::GetAtt"][0];
 }
 
 /** Imports the bundle in a fresh Node process, from a directory holding only the runtime's SDK. */
@@ -174,6 +199,37 @@ describe("cdk synth of the app", () => {
     expect(JSON.stringify(template)).not.toMatch(/amqps?:\/\//);
   });
 
+  it("gives both functions the default relay policy, and each the other's role id as a trusted forwarder", () => {
+    const { relay, scheduler } = functionsByDescription();
+    const roleId = (logicalId: string): unknown => ({ "Fn::GetAtt": [logicalId, "RoleId"] });
+    const scheduleRole = Object.entries(template.Resources).find(
+      ([, r]) => r.Type === "AWS::IAM::Role" && JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes("scheduler.amazonaws.com"),
+    )![0];
+    expect(relay.Properties.Environment.Variables).toMatchObject({
+      RELAY_POLICY: JSON.stringify(DEFAULT_RELAY_POLICY),
+      TRUSTED_FORWARDERS: { "Fn::Join": ["", ['["', roleId(roleOf(scheduler)), '"]']] },
+      RELAY_RETRY_BASE_SECONDS: "30",
+      RELAY_RETRY_MAX_SECONDS: "900",
+    });
+    expect(scheduler.Properties.Environment.Variables).toMatchObject({
+      RELAY_POLICY: JSON.stringify(DEFAULT_RELAY_POLICY),
+      TRUSTED_FORWARDERS: { "Fn::Join": ["", ['["', roleId(roleOf(relay)), '","', roleId(scheduleRole), '"]']] },
+    });
+    expect(relay.Properties.Environment.Variables.ALLOWED_EXCHANGES).toBeUndefined();
+  });
+
+  it("points the relay at the intake queue it consumes, which dead-letters after 30 receives", () => {
+    const { relay } = functionsByDescription();
+    const intakeRef = relay.Properties.Environment.Variables.INTAKE_QUEUE_URL as { Ref: string };
+    const intake = template.Resources[intakeRef.Ref]!;
+    expect(intake.Type).toBe("AWS::SQS::Queue");
+    expect(intake.Properties).toMatchObject({ MessageRetentionPeriod: 4 * 24 * 3600, RedrivePolicy: { maxReceiveCount: 30 } });
+    const mapping = Object.values(template.Resources).find(
+      (r) => r.Type === "AWS::Lambda::EventSourceMapping" && JSON.stringify(r.Properties.EventSourceArn) === JSON.stringify({ "Fn::GetAtt": [intakeRef.Ref, "Arn"] }),
+    );
+    expect(mapping?.Properties.FunctionName).toEqual({ Ref: Object.entries(template.Resources).find(([, r]) => r === relay)![0] });
+  });
+
   describe.each(["relay", "scheduler"] as const)("the %s function asset", (name) => {
     it("is a single minified esbuild ES module with its source map", async () => {
       // Prepare
@@ -192,9 +248,7 @@ describe("cdk synth of the app", () => {
     });
 
     it("bundles every module except Node built-ins and the runtime's AWS SDK", async () => {
-      const code = await readFile(join(assetDir(functionsByDescription()[name]), "index.mjs"), "utf8");
-      // Static `import … from "x"` / `import "x"` and dynamic `import("x")`; not `Buffer.from("x")`.
-      const specifiers = [...code.matchAll(/(?<![.\w$])(?:from|import)\s*(?:\(\s*)?["']([^"']+)["']/g)].map((m) => m[1]!);
+      const specifiers = await importsOf(join(assetDir(functionsByDescription()[name]), "index.mjs"));
       expect(specifiers.length).toBeGreaterThan(0);
       const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
       expect(specifiers.filter((s) => !builtins.has(s) && !RUNTIME_PROVIDED.test(s))).toEqual([]);
@@ -206,6 +260,29 @@ describe("cdk synth of the app", () => {
       const loaded = await loadInNode(join(assetDir(fn), "index.mjs"), fn.Properties.Environment.Variables);
       expect(loaded).toEqual({ handler: "function", exports: ["handler"] });
     });
+  });
+
+  it("fails the real synth of an app given an invalid relay policy, with the policy's message", async () => {
+    // Prepare: the construct validates before it bundles, so this synth stops early.
+    const args = ["--no-install", "cdk", "synth", "--quiet", "--no-notices", "-o", join(workdir, "cdk.out.invalid")];
+    const policy = JSON.stringify({ queues: [{ name: "celery" }], exchanges: [{ exchange: "celeryev", routingKeys: ["#"] }] });
+    // Act
+    const failure = await run("npx", [...args, "-c", `relayPolicy=${policy}`], {
+      cwd: ROOT,
+      env: { ...process.env, CDK_DISABLE_VERSION_CHECK: "1", CDK_DISABLE_CLI_TELEMETRY: "true" },
+      timeout: 60_000,
+    }).then(
+      () => undefined,
+      (err: { stderr?: string }) => err.stderr ?? "",
+    );
+    // Assess
+    expect(failure).toMatch(/CeleryRelay: relay policy: exchanges\[0\]\.exchange names Celery's event exchange, which no policy can open, got "celeryev"/);
+  }, 70_000);
+
+  it("sees real imports in a bundle and ignores `from \"…\"` inside strings (control for the check above)", async () => {
+    const file = join(workdir, "control.mjs");
+    await writeFile(file, 'import{a as b}from"left-pad";const c=await import("right-pad");throw Error(`call x() from "celery-edge/serializers"`+b+c);');
+    expect((await importsOf(file)).sort()).toEqual(["left-pad", "right-pad"]);
   });
 
   it("keeps the relay bundle within its 400 KB budget and reports both sizes", async () => {
