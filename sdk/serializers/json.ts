@@ -10,9 +10,10 @@
  * write the non-standard tokens `NaN`/`Infinity`, which strict JSON parsers (including our own
  * decoder, `JSON.parse`) reject.
  */
-import { SerializationError } from "../errors.js";
+import { CeleryError, SerializationError } from "../errors.js";
 import { formatPyFloat, pyIsoformat } from "../protocol/python-repr.js";
 import { checkValue, isPythonInt, type CheckOptions } from "./check.js";
+import { checkInputSize, limitError, resolveDecodeLimits, type DecodeLimits, type ResolvedDecodeLimits } from "./limits.js";
 import type { Serializer } from "./serializer.js";
 import { encodeUtf8 } from "./utf8.js";
 
@@ -82,7 +83,50 @@ function quote(text: string): string {
 
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-export const jsonSerializer: Serializer = {
+/**
+ * Refuses JSON nested deeper than `maxDepth` or with more than `maxItems` values before
+ * `JSON.parse` builds it: V8 parses any depth, but what reads the value afterwards (our exception
+ * repr, the caller's code) recurses. One pass over the text; strings are skipped, so brackets
+ * inside them do not count. Malformed text is left for `JSON.parse` to reject.
+ */
+export function scanJson(text: string, limits: ResolvedDecodeLimits): void {
+  let depth = 0;
+  let items = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // Skip the string: to the next quote that no backslash escapes.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limits.maxDepth) throw limitError("JSON", `containers nested more than ${limits.maxDepth} levels deep (maxDepth)`);
+      items++;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    } else if (c === 0x2c) {
+      if (++items > limits.maxItems) throw limitError("JSON", `more than ${limits.maxItems} values (maxItems)`);
+    }
+  }
+}
+
+/** `json.loads` for results, bounded by `limits` (see `DecodeLimits`). */
+export function decodeJson(bytes: Uint8Array, limits?: DecodeLimits): unknown {
+  const resolved = resolveDecodeLimits(limits);
+  checkInputSize(bytes.length, resolved, "JSON");
+  try {
+    const text = decoder.decode(bytes);
+    scanJson(text, resolved);
+    return JSON.parse(text);
+  } catch (err) {
+    if (err instanceof CeleryError) throw err;
+    throw new SerializationError(`body is not valid UTF-8 JSON: ${err instanceof Error ? err.message : String(err)}`, "body", { cause: err });
+  }
+}
+
+export const jsonSerializer: Serializer & { decode(bytes: Uint8Array, limits?: DecodeLimits): unknown } = {
   name: "json",
   contentType: "application/json",
   contentEncoding: "utf-8",
@@ -91,11 +135,5 @@ export const jsonSerializer: Serializer = {
     // ensure_ascii makes the text pure ASCII, so UTF-8 encoding cannot meet a lone surrogate.
     return encodeUtf8(dumpsJson(value));
   },
-  decode(bytes: Uint8Array): unknown {
-    try {
-      return JSON.parse(decoder.decode(bytes));
-    } catch (err) {
-      throw new SerializationError(`body is not valid UTF-8 JSON: ${(err as Error).message}`, "body", { cause: err });
-    }
-  },
+  decode: decodeJson,
 };

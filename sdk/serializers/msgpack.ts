@@ -11,9 +11,10 @@
  * argument whichever of json or msgpack carried it.
  */
 import { decode as unpack, encode as pack } from "@msgpack/msgpack";
-import { SerializationError } from "../errors.js";
+import { CeleryError, SerializationError } from "../errors.js";
 import { checkValue, MAX_DEPTH, type CheckOptions } from "./check.js";
 import { kombuJsonDate } from "./json.js";
+import { checkInputSize, limitError, resolveDecodeLimits, type DecodeLimits, type ResolvedDecodeLimits } from "./limits.js";
 import type { Serializer } from "./serializer.js";
 
 export const MSGPACK_RULES: CheckOptions = {
@@ -71,7 +72,153 @@ function fromUnpacked(value: unknown): unknown {
   return value;
 }
 
-export const msgpackSerializer: Serializer = {
+/**
+ * Walks the msgpack structure without building it (flat, one step per value) and refuses it before
+ * the library allocates anything: nesting beyond `maxDepth` (our own post-processing recurses),
+ * more than `maxItems` values, and containers or strings that declare more than the bytes left (an
+ * array header can claim four billion entries in five bytes).
+ */
+export function scanMsgpack(bytes: Uint8Array, limits: ResolvedDecodeLimits): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  /** Entries still expected per open container (a map entry is a key and a value). */
+  const open: number[] = [];
+  let pos = 0;
+  let items = 0;
+  const fail = (message: string): never => {
+    throw limitError("msgpack", `${message} (at byte ${pos})`);
+  };
+  const need = (n: number): void => {
+    if (n > bytes.length - pos) fail(`a length of ${n} bytes runs past the end of the data`);
+  };
+  const skip = (n: number): void => {
+    need(n);
+    pos += n;
+  };
+  const uint = (size: 1 | 2 | 4): number => {
+    need(size);
+    const n = size === 1 ? view.getUint8(pos) : size === 2 ? view.getUint16(pos) : view.getUint32(pos);
+    pos += size;
+    return n;
+  };
+  do {
+    need(1);
+    const b = bytes[pos++]!;
+    if (++items > limits.maxItems) fail(`more than ${limits.maxItems} values (maxItems)`);
+    let entries = -1;
+    if (b <= 0x7f || b >= 0xe0) {
+      // fixint
+    } else if (b <= 0x8f) entries = (b & 0x0f) * 2;
+    else if (b <= 0x9f) entries = b & 0x0f;
+    else if (b <= 0xbf) skip(b & 0x1f);
+    else {
+      switch (b) {
+        case 0xc0:
+        case 0xc2:
+        case 0xc3:
+          break;
+        case 0xc4:
+        case 0xd9:
+          skip(uint(1));
+          break;
+        case 0xc5:
+        case 0xda:
+          skip(uint(2));
+          break;
+        case 0xc6:
+        case 0xdb:
+          skip(uint(4));
+          break;
+        case 0xc7:
+          skip(uint(1) + 1);
+          break;
+        case 0xc8:
+          skip(uint(2) + 1);
+          break;
+        case 0xc9:
+          skip(uint(4) + 1);
+          break;
+        case 0xcc:
+        case 0xd0:
+          skip(1);
+          break;
+        case 0xcd:
+        case 0xd1:
+          skip(2);
+          break;
+        case 0xca:
+        case 0xce:
+        case 0xd2:
+          skip(4);
+          break;
+        case 0xcb:
+        case 0xcf:
+        case 0xd3:
+          skip(8);
+          break;
+        case 0xd4:
+          skip(2);
+          break;
+        case 0xd5:
+          skip(3);
+          break;
+        case 0xd6:
+          skip(5);
+          break;
+        case 0xd7:
+          skip(9);
+          break;
+        case 0xd8:
+          skip(17);
+          break;
+        case 0xdc:
+          entries = uint(2);
+          break;
+        case 0xdd:
+          entries = uint(4);
+          break;
+        case 0xde:
+          entries = uint(2) * 2;
+          break;
+        case 0xdf:
+          entries = uint(4) * 2;
+          break;
+        default:
+          pos--;
+          fail(`type byte 0x${b.toString(16)} is never used`);
+      }
+    }
+    if (entries >= 0) {
+      if (open.length + 1 > limits.maxDepth) fail(`containers nested more than ${limits.maxDepth} levels deep (maxDepth)`);
+      // Every entry takes at least one byte.
+      if (entries > bytes.length - pos) fail(`a container declares ${entries} entries with ${bytes.length - pos} bytes left`);
+      if (entries > 0) {
+        open.push(entries);
+        continue;
+      }
+    }
+    // A value is complete: it fills one entry of its container, which may complete that one too.
+    while (open.length > 0) {
+      const last = open.length - 1;
+      if (--open[last]! > 0) break;
+      open.pop();
+    }
+  } while (open.length > 0);
+}
+
+/** `msgpack.unpackb(raw=False)` for results, bounded by `limits` (see `DecodeLimits`). */
+export function decodeMsgpack(bytes: Uint8Array, limits?: DecodeLimits): unknown {
+  const resolved = resolveDecodeLimits(limits);
+  checkInputSize(bytes.length, resolved, "msgpack");
+  try {
+    scanMsgpack(bytes, resolved);
+    return fromUnpacked(unpack(bytes, { useBigInt64: true }));
+  } catch (err) {
+    if (err instanceof CeleryError) throw err;
+    throw new SerializationError(`body is not valid msgpack: ${err instanceof Error ? err.message : String(err)}`, "body", { cause: err });
+  }
+}
+
+export const msgpackSerializer: Serializer & { decode(bytes: Uint8Array, limits?: DecodeLimits): unknown } = {
   name: "msgpack",
   contentType: "application/x-msgpack",
   contentEncoding: "binary",
@@ -80,11 +227,5 @@ export const msgpackSerializer: Serializer = {
     // Depth limit is ours (checkValue); the library counts the top level as 1.
     return pack(toPackable(value), { maxDepth: MAX_DEPTH + 2 });
   },
-  decode(bytes: Uint8Array): unknown {
-    try {
-      return fromUnpacked(unpack(bytes, { useBigInt64: true }));
-    } catch (err) {
-      throw new SerializationError(`body is not valid msgpack: ${(err as Error).message}`, "body", { cause: err });
-    }
-  },
+  decode: decodeMsgpack,
 };
