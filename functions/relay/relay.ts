@@ -13,7 +13,7 @@ import { CeleryError, EnvelopeError, PolicyError, PayloadTooLargeError, Serializ
 import { isFarEta, type TaskMessage } from "../../sdk/protocol/message.js";
 import type { Transport } from "../../sdk/transport.js";
 import { isControlEnvelope, readRevoke } from "../shared/control.js";
-import { checkTask, isPrincipal, mayRevoke, type ResolvedPolicy } from "../shared/policy.js";
+import { checkTask, controlPlaneReason, isPrincipal, mayRevoke, type ResolvedPolicy } from "../shared/policy.js";
 import { agreeWithSummary, checkForBroker, clip, readTaskView } from "../shared/task-view.js";
 
 export interface RelayLogger {
@@ -106,6 +106,8 @@ async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, un
     return "published";
   }
 
+  const control = controlPlaneReason(raw.exchange, raw.routingKey);
+  if (control) throw new PolicyError(`destination is ${control}: exchange ${clip(raw.exchange)}, routing key ${clip(raw.routingKey)}`);
   checkForBroker(raw);
   const view = await readTaskView(raw);
   const meta = agreeWithSummary(view, raw.meta);

@@ -45,7 +45,7 @@ export interface SchedulerConfig {
   leadSeconds: number;
   /** The relay's policy: its `admins` may revoke any parked task. */
   policy: ResolvedPolicy;
-  /** Role ids (the relay's) whose records carry the original sender in the envelope. */
+  /** Role ids (the relay's, the schedules' own) whose records carry the original sender in the envelope. */
   trustedForwarders: readonly string[];
 }
 

@@ -95,7 +95,7 @@ export interface ResolvedPolicy {
   readonly source: RelayPolicy;
 }
 
-export const DEFAULT_RELAY_POLICY: RelayPolicy = {
+export const DEFAULT_RELAY_POLICY: RelayPolicy = Object.freeze<RelayPolicy>({
   queues: [{ name: "celery", declare: true }],
   exchanges: [],
   tasks: ["*"],
@@ -104,7 +104,7 @@ export const DEFAULT_RELAY_POLICY: RelayPolicy = {
   revokes: true,
   admins: [],
   senders: [],
-};
+});
 
 /**
  * Destinations no policy can open: Celery's control plane (pidbox broadcast and reply exchanges,
@@ -112,7 +112,7 @@ export const DEFAULT_RELAY_POLICY: RelayPolicy = {
  * Celery's shape reaches `celery.pidbox`, checked elsewhere.
  */
 export function controlPlaneReason(exchange: string, routingKey: string): string | null {
-  if (exchange === "celery.pidbox" || exchange === "reply.celery.pidbox" || exchange.endsWith(".pidbox")) return "Celery's control exchange";
+  if (exchange.endsWith(".pidbox")) return "Celery's control exchange";
   if (exchange === "celeryev" || exchange.startsWith("celeryev.")) return "Celery's event exchange";
   if (exchange.startsWith("amq.")) return "a RabbitMQ built-in exchange";
   if (exchange === "" && (routingKey.endsWith(".pidbox") || routingKey.startsWith("celeryev.") || routingKey.startsWith("amq."))) {
@@ -253,7 +253,9 @@ function refuseControl(exchange: string, routingKey: string, path: string): void
 export function resolvePolicy(input: unknown = {}): ResolvedPolicy {
   if (!isObject(input)) throw invalid("(top level)", input, "must be an object");
   only(input, "policy", ["queues", "exchanges", "tasks", "contentTypes", "dangerouslyAllowPickle", "revokes", "admins", "senders"]);
-  const p = { ...DEFAULT_RELAY_POLICY, ...input } as Record<string, unknown>;
+  // `{ queues: undefined }` means "the default", as an omitted key does.
+  const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+  const p = { ...DEFAULT_RELAY_POLICY, ...given } as Record<string, unknown>;
 
   const queues = new Map<string, QueueDeclaration | null>();
   list(p.queues, "queues").forEach((r, i) => {

@@ -42,8 +42,11 @@ const bytesOf = (s: string): number => utf8.encode(s).length;
 
 /** Cuts attacker-controlled text for error messages and logs. */
 export function clip(value: unknown, max = 64): string {
-  const s = typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
-  return s.length > max ? `${JSON.stringify(s.slice(0, max))}… (${s.length} chars)` : JSON.stringify(s);
+  if (typeof value !== "string") {
+    const s = JSON.stringify(value) ?? String(value);
+    return s.length > max ? `${s.slice(0, max)}… (${s.length} chars)` : s;
+  }
+  return value.length > max ? `${JSON.stringify(value.slice(0, max))}… (${value.length} chars)` : JSON.stringify(value);
 }
 
 function refuse(why: string): never {

@@ -5,7 +5,9 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, Context } from "aws-lambda";
 import { createQueue, LOCAL_CREDENTIALS, LOCAL_REGION, sqsClientConfig, startSqsEmulator, type SqsEmulator, type CreatedQueue } from "../../scripts/local/fauxqs.js";
+import { pathToFileURL } from "node:url";
 import type { RelayPolicy } from "../../functions/shared/policy.js";
+import { bundleRelay } from "./relay-bundle.js";
 import { startSqsEventSource, type SqsEventSource } from "../../scripts/local/sqs-event-source.js";
 
 export interface RelayHarness {
@@ -46,6 +48,8 @@ export interface RelayHarnessOptions {
   brokerUrl: string;
   /** @default TEST_POLICY */
   policy?: RelayPolicy;
+  /** Run the handler as the construct deploys it: one esbuild ESM bundle, AWS SDK external. */
+  bundled?: boolean;
   /** Extra access key → SenderId mappings for the emulator. */
   senderIds?: Readonly<Record<string, string>>;
   maxReceiveCount?: number;
@@ -82,7 +86,10 @@ export async function startRelayHarness(options: RelayHarnessOptions): Promise<R
   process.env.PARK_THRESHOLD_SECONDS = String(options.parkThresholdSeconds ?? 900);
   process.env.POWERTOOLS_SERVICE_NAME = "relay-under-test";
   const logs: string[] = [];
-  const { handler } = (await import("../../functions/relay/handler.js")) as { handler: (e: SQSEvent, c: Context) => Promise<SQSBatchResponse> };
+  type Handler = { handler: (e: SQSEvent, c: Context) => Promise<SQSBatchResponse> };
+  // A bundle is imported under a fresh URL each time, so every harness gets a handler that read
+  // this harness's environment; the TypeScript module is cached once per test file.
+  const { handler } = (options.bundled ? await import(`${pathToFileURL(await bundleRelay()).href}?h=${suffix}`) : await import("../../functions/relay/handler.js")) as Handler;
   // Powertools logs JSON lines to stdout; keep the relay's for assertions about what was logged.
   const streams = [process.stdout, process.stderr] as const;
   const originals = streams.map((stream) => stream.write.bind(stream));
