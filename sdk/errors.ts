@@ -162,12 +162,17 @@ export class BatchPublishError extends CeleryError {
 export function asCeleryError(err: unknown, wrap: (message: string, cause: unknown) => CeleryError): CeleryError {
   if (err instanceof CeleryError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  return wrap(redact(message), err);
+  const safe = redact(message);
+  // An error that shows a URL stays behind: its fields and causes would show the URL again (a URL
+  // parser's TypeError says only "Invalid URL" but keeps the raw `input`).
+  return wrap(safe, safe == message && !(err as { input?: unknown })?.input ? err : undefined);
 }
 
-/** Removes `user:password@` from anything URL-shaped so errors and logs never leak credentials. */
+/**
+ * Masks the password of anything URL-shaped (`amqp://user:***@host`) so errors and logs never leak
+ * credentials. The user info runs to the last `@`: a password holding `/`, `?`, `#`, `@` or spaces
+ * unencoded is masked whole, at the price of masking more than needed when an `@` follows the URL.
+ */
 export function redact(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)([^/@\s:]*)(:[^/@\s]*)?@/gi, (_m, scheme: string, user: string, pw?: string) =>
-    pw ? `${scheme}${user}:***@` : `${scheme}${user}@`,
-  );
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/(?:[^/?#@:]*:)?)[^]*@/gi, "$1***@");
 }

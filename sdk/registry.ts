@@ -4,7 +4,7 @@
  * the Node entry registers `amqp://`, `redis://`, `rpc://`; the universal core registers none, so an
  * edge bundle never pulls in a Node-only client.
  */
-import { ConfigurationError, UnsupportedRuntimeError, redact } from "./errors.js";
+import { ConfigurationError, UnsupportedRuntimeError } from "./errors.js";
 import type { Transport } from "./transport.js";
 import type { ResultBackend } from "./backends/backend.js";
 
@@ -31,9 +31,10 @@ export function registerBackendFactory(schemes: readonly string[], factory: Back
   for (const s of schemes) backends.set(s, factory);
 }
 
+/** The URL's scheme; a string without one is shown only after its last `@` (what precedes may be a password). */
 function schemeOf(url: string, what: string): string {
   const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
-  if (!m) throw new ConfigurationError(`${what} must be a URL such as amqp://user:pass@host:5672//, got ${JSON.stringify(redact(url))}`);
+  if (!m) throw new ConfigurationError(`${what} must be a URL such as amqp://user:pass@host:5672//, got ${JSON.stringify(url.replace(/^[^]*@/, "***@"))}`);
   return m[1]!.toLowerCase();
 }
 

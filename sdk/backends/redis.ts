@@ -9,7 +9,7 @@
  * subscriber connection and one command connection, however many ids are awaited.
  */
 import type * as NodeRedis from "redis";
-import { ConfigurationError, ResultBackendError, asCeleryError, type CeleryError } from "../errors.js";
+import { ConfigurationError, ResultBackendError, asCeleryError, redact, type CeleryError } from "../errors.js";
 import { importPeer } from "../peer.js";
 import { getSerializer } from "../serializers/index.js";
 import type { ResultBackend, ResultMeta, WaitOptions } from "./backend.js";
@@ -54,20 +54,33 @@ export function parseRedisUrl(url: string): RedisTarget {
   if (scheme !== "redis" && scheme !== "rediss") {
     throw new ConfigurationError(`backend: the redis backend takes redis:// or rediss:// URLs, got ${scheme}://`);
   }
+  // An `@` after the host: a password with an unencoded `/`, `?` or `#` (the rest of it would be read
+  // as the host, database or options, and shown in errors).
+  if (/@/.test(u.pathname + u.search + u.hash)) {
+    throw new ConfigurationError(`backend: invalid redis URL ${redact(url)}; percent-encode the user name and password (encodeURIComponent)`);
+  }
   const host = u.hostname.replace(/^\[(.*)\]$/, "$1") || "localhost";
   const port = u.port === "" ? 6379 : Number(u.port);
   const dbText = u.pathname.replace(/^\/+/, "").replace(/\/+$/, "") || u.searchParams.get("db") || "0";
   if (!/^\d+$/.test(dbText)) throw new ConfigurationError(`backend: redis database must be a number, got "${dbText}"`);
   const certReqs = (u.searchParams.get("ssl_cert_reqs") ?? "").toUpperCase();
   const database = Number(dbText);
+  let username: string | undefined;
+  let password: string | undefined;
+  try {
+    username = u.username ? decodeURIComponent(u.username) : undefined;
+    password = u.password ? decodeURIComponent(u.password) : undefined;
+  } catch {
+    throw new ConfigurationError(`backend: the redis URL ${redact(url)} has a malformed %-escape in its user name or password`);
+  }
   return {
     host,
     port,
     database,
     tls: scheme === "rediss",
     rejectUnauthorized: !(certReqs === "CERT_NONE" || certReqs === "NONE"),
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
+    username,
+    password,
     where: `${scheme}://${u.host}/${database}`,
   };
 }

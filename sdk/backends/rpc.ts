@@ -45,18 +45,14 @@ interface Link {
   dead: boolean;
 }
 
-/** `host:port/vhost`, without credentials. */
+/** The broker URL amqplib gets; errors show no credentials (and carry no URL parser error, whose `input` is the raw URL). */
 function amqpUrl(url: string, heartbeat: number): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch (err) {
-    throw new ConfigurationError(`rpc:// result backend: invalid broker URL ${redact(url)}`, { cause: err });
+  const amqp = withHeartbeat(url, heartbeat, "rpc:// result backend: invalid broker URL");
+  const { protocol } = new URL(url);
+  if (!["amqp:", "amqps:", "pyamqp:"].includes(protocol)) {
+    throw new ConfigurationError(`the rpc:// result backend needs an amqp:// broker, got ${protocol}//`);
   }
-  if (!["amqp:", "amqps:", "pyamqp:"].includes(u.protocol)) {
-    throw new ConfigurationError(`the rpc:// result backend needs an amqp:// broker, got ${u.protocol}//`);
-  }
-  return withHeartbeat(url, heartbeat);
+  return amqp;
 }
 
 export class RpcBackend implements ResultBackend {

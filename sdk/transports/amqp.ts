@@ -5,7 +5,7 @@
  * breaks; a publish resolves only when RabbitMQ confirmed it.
  */
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
-import { ConfigurationError, ConnectionError, PublishError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
+import { ConnectionError, PublishError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
 import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
 import type { QueueDeclaration } from "../routing.js";
 import type { PublishOptions, PublishOutcome, Transport } from "../transport.js";
@@ -80,12 +80,7 @@ export class AmqpTransport implements Transport {
 
   constructor(options: AmqpTransportOptions) {
     this.where = describeUrl(options.url);
-    try {
-      this.url = withHeartbeat(options.url, options.heartbeat ?? 30);
-    } catch {
-      // No cause: the URL parser's error carries the raw input, password included.
-      throw new ConfigurationError(`invalid broker URL ${redact(options.url)}`);
-    }
+    this.url = withHeartbeat(options.url, options.heartbeat ?? 30);
     this.socketOptions = options.socketOptions ?? {};
     this.opts = {
       heartbeat: options.heartbeat ?? 30,

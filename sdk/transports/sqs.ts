@@ -6,7 +6,7 @@
  * the relay hands them to the scheduler.
  */
 import { encodeEnvelope } from "../envelope.js";
-import { ConfigurationError, ConnectionError, PayloadTooLargeError, PublishError, asCeleryError, type CeleryError } from "../errors.js";
+import { ConfigurationError, ConnectionError, PayloadTooLargeError, PublishError, asCeleryError, redact, type CeleryError } from "../errors.js";
 import { signPost } from "./sigv4.js";
 import { msUntilEta, type PublishReceipt, type TaskMessage } from "../protocol/message.js";
 import type { PublishOptions, PublishOutcome, Transport } from "../transport.js";
@@ -85,7 +85,7 @@ export class SqsTransport implements Transport {
     try {
       url = new URL(options.queueUrl);
     } catch {
-      throw new ConfigurationError(`sqsRelay: queueUrl must be an SQS queue URL, got ${JSON.stringify(options.queueUrl)}`);
+      throw new ConfigurationError(`sqsRelay: queueUrl must be an SQS queue URL, got ${JSON.stringify(redact(options.queueUrl))}`);
     }
     this.queueUrl = options.queueUrl;
     const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
@@ -160,7 +160,7 @@ export class SqsTransport implements Transport {
       const body = JSON.stringify({ QueueUrl: this.queueUrl, Entries: batch.map((e, i) => ({ Id: String(i), ...e.request })) });
       response = await this.send(credentials, body, signal);
     } catch (err) {
-      fail(asCeleryError(err, (m, cause) => new ConnectionError(`SQS SendMessageBatch to ${this.queueUrl} failed: ${m}; the tasks were not sent`, { cause })));
+      fail(asCeleryError(err, (m, cause) => new ConnectionError(`SQS SendMessageBatch to ${redact(this.queueUrl)} failed: ${m}; the tasks were not sent`, { cause })));
       return;
     }
     const text = await response.text();
