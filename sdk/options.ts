@@ -148,8 +148,8 @@ export function checkSendOptions(o: SendOptions): void {
     if (!isPlainObject(o.headers)) throw invalid(`headers must be a plain object, got ${show(o.headers)}`);
     for (const key of Object.keys(o.headers)) {
       if (PROTOCOL_HEADERS.has(key)) throw invalid(`headers.${key} would overwrite Celery's own "${key}" header; use the matching option instead`);
-      checkHeaderValue(o.headers[key], `headers.${key}`, new Set());
     }
+    checkHeaderValue(o.headers, "headers", new Set());
   }
 }
 
@@ -164,7 +164,8 @@ function checkHeaderValue(v: unknown, path: string, seen: Set<object>): void {
   }
   seen.add(v);
   for (const [k, x] of Object.entries(v)) {
-    // A "__proto__" key (from JSON.parse) would become the headers object's prototype on merge.
+    // A "__proto__" key (JSON.parse makes them) is refused at any depth: a top-level one would become
+    // the header table's prototype when the message's headers are merged.
     if (k === "__proto__") throw invalid(`${path} has a "__proto__" key`);
     checkHeaderValue(x, `${path}.${k}`, seen);
   }

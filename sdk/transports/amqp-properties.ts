@@ -28,7 +28,13 @@ export function toFieldValue(v: HeaderValue): AmqpFieldValue {
 // Called for every header of every message published: a keys loop, not Object.entries' pair arrays.
 function toTable(record: { [key: string]: HeaderValue }): Record<string, AmqpFieldValue> {
   const table: Record<string, AmqpFieldValue> = {};
-  for (const k of Object.keys(record)) table[k] = toFieldValue(record[k]!);
+  for (const k of Object.keys(record)) {
+    const value = toFieldValue(record[k]!);
+    // A "__proto__" key (JSON.parse makes them, e.g. in a relayed envelope) stays an ordinary key:
+    // assigned, it would become the table's prototype and amqplib would send what it holds as headers.
+    if (k === "__proto__") Object.defineProperty(table, k, { value, enumerable: true, writable: true, configurable: true });
+    else table[k] = value;
+  }
   return table;
 }
 
