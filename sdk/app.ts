@@ -33,8 +33,13 @@ export interface CeleryOptions extends RoutingDefaults {
   broker: string | Transport;
   /** Result backend URL (`redis://`, `rediss://`, `rpc://`) or a `ResultBackend`. @default none */
   backend?: string | ResultBackend;
-  /** The workers' `result_serializer`, tried first when decoding stored results (redis://). @default "json" */
+  /** The workers' `result_serializer`: redis:// reads every stored result with it. @default "json" */
   resultSerializer?: SerializerName;
+  /**
+   * Celery's `result_accept_content`: serializer names or content types a result may be read in;
+   * any other is a `ResultDecodeError` naming the task. @default [resultSerializer], i.e. ["json"]
+   */
+  resultAccept?: readonly SerializerName[];
   /** `task_routes`. @default none */
   routes?: Routes;
   /** `task_serializer`. @default "json" */
@@ -295,6 +300,7 @@ export class Celery implements ResultHost {
               brokerUrl: typeof this.options.broker === "string" ? this.options.broker : undefined,
               replyTo: this.oid,
               resultSerializer: this.options.resultSerializer,
+              resultAccept: this.options.resultAccept,
             })
           : b;
     }

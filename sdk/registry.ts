@@ -15,6 +15,8 @@ export interface BackendContext {
   replyTo: string;
   /** The workers' `result_serializer` (the app's `resultSerializer`), for backends that store bytes without a content type. */
   resultSerializer?: string;
+  /** The app's `resultAccept` (Celery's `result_accept_content`): the formats a result may be read in. */
+  resultAccept?: readonly string[];
 }
 
 export type TransportFactory = (url: string) => Transport;

@@ -125,15 +125,31 @@ function reducedException(value: unknown): ExceptionInfo | null {
 export function pyStr(args: readonly unknown[], excType = "Exception"): string {
   if (args.length === 0) return "";
   if (args.length === 1) return excType === "KeyError" ? reprOf(args[0]) : strOf(args[0]);
-  return `(${args.map(reprOf).join(", ")})`;
+  const budget = { left: MAX_REPR };
+  return `(${args.map((a) => reprOf(a, budget)).join(", ")})`;
 }
+
+/**
+ * Characters a repr may take before it ends in "...": a stored failure's arguments come from
+ * whoever wrote the result, and a value with many shared references (pickle) would otherwise be
+ * written out in full at every place it appears.
+ */
+const MAX_REPR = 64 * 1024;
 
 function strOf(v: unknown): string {
   return typeof v === "string" ? v : reprOf(v);
 }
 
-/** Close to Python's `repr` for the JSON-like values results carry. */
-function reprOf(v: unknown): string {
+/** Close to Python's `repr` for the JSON-like values results carry; cut at `budget` characters. */
+function reprOf(v: unknown, budget = { left: MAX_REPR }): string {
+  if (budget.left <= 0) return "...";
+  const out = reprParts(v, budget);
+  // A container's parts were charged as they were written; only its brackets are left.
+  budget.left -= typeof v === "object" && v !== null ? 2 : out.length;
+  return out;
+}
+
+function reprParts(v: unknown, budget: { left: number }): string {
   if (v === null || v === undefined) return "None";
   if (v === true) return "True";
   if (v === false) return "False";
@@ -148,8 +164,21 @@ function reprOf(v: unknown): string {
     return `${quote}${body}${quote}`;
   }
   if (typeof v === "number" || typeof v === "bigint") return String(v);
-  if (Array.isArray(v)) return `[${v.map(reprOf).join(", ")}]`;
+  if (Array.isArray(v)) return `[${items(v, (item) => reprOf(item, budget), budget)}]`;
   const r = asRecord(v);
-  if (r) return `{${Object.entries(r).map(([k, val]) => `${reprOf(k)}: ${reprOf(val)}`).join(", ")}}`;
+  if (r) return `{${items(Object.entries(r), ([k, val]) => `${reprOf(k, budget)}: ${reprOf(val, budget)}`, budget)}}`;
   return String(v);
+}
+
+/** The reprs of `list` joined by ", ", up to the budget. */
+function items<T>(list: readonly T[], repr: (item: T) => string, budget: { left: number }): string {
+  const parts: string[] = [];
+  for (const item of list) {
+    if (budget.left <= 0) {
+      parts.push("...");
+      break;
+    }
+    parts.push(repr(item));
+  }
+  return parts.join(", ");
 }

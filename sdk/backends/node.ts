@@ -5,6 +5,7 @@
  */
 import { ConfigurationError } from "../errors.js";
 import { registerBackendFactory } from "../registry.js";
+import { defaultResultAccept } from "./accept.js";
 import { RedisBackend } from "./redis.js";
 import { RpcBackend } from "./rpc.js";
 
@@ -15,12 +16,17 @@ export function registerNodeBackends(): void {
       // Names the connections after the app's oid, so CLIENT LIST tells which producer holds them.
       clientName: `celery-edge:${context.replyTo}`,
       ...(context.resultSerializer !== undefined ? { resultSerializer: context.resultSerializer } : {}),
+      resultAccept: context.resultAccept ?? defaultResultAccept(context.resultSerializer),
     }),
   );
   registerBackendFactory(["rpc"], (_url, context) => {
     if (context.brokerUrl === undefined) {
       throw new ConfigurationError("the rpc:// result backend needs the broker as an amqp:// URL (it receives results over the broker)");
     }
-    return new RpcBackend({ brokerUrl: context.brokerUrl, replyTo: context.replyTo });
+    return new RpcBackend({
+      brokerUrl: context.brokerUrl,
+      replyTo: context.replyTo,
+      resultAccept: context.resultAccept ?? defaultResultAccept(context.resultSerializer),
+    });
   });
 }

@@ -7,13 +7,20 @@
  * to the channels, then one MGET catches the results stored before the subscription took effect
  * (Celery's `ResultConsumer` does the same on reconnect). Every wait of a backend shares one
  * subscriber connection and one command connection, however many ids are awaited.
+ *
+ * Redis stores bytes without a content type: a meta is read with the configured `resultSerializer`
+ * only (as Celery's own client does), and only if `resultAccept` allows that format. Whoever can
+ * write the keys or PUBLISH on their channels controls those bytes, so a meta that cannot be read
+ * ends the waits for its task with a `ResultDecodeError` and nothing else.
  */
 import type * as NodeRedis from "redis";
-import { ConfigurationError, ResultBackendError, asCeleryError, redact, type CeleryError } from "../errors.js";
+import { ConfigurationError, ResultBackendError, ResultDecodeError, asCeleryError, redact } from "../errors.js";
 import { importPeer } from "../peer.js";
 import { getSerializer } from "../serializers/index.js";
+import { resolveDecodeLimits, type DecodeLimits, type ResolvedDecodeLimits } from "../serializers/limits.js";
+import { contentTypeOf, decodeResultMeta, defaultResultAccept, resolveResultAccept, type ResultAccept } from "./accept.js";
 import type { ResultBackend, ResultMeta, WaitOptions } from "./backend.js";
-import { metaFromStored, pendingMeta } from "./exceptions.js";
+import { pendingMeta } from "./exceptions.js";
 import { WaiterRegistry, type Wait } from "./waiters.js";
 
 /** Celery's `KeyValueStoreBackend.task_keyprefix`. */
@@ -22,8 +29,12 @@ export const TASK_KEY_PREFIX = "celery-task-meta-";
 export interface RedisBackendOptions {
   /** `redis://[[user]:password@]host[:port][/db]` or `rediss://…` (TLS; `?ssl_cert_reqs=CERT_NONE` skips verification). */
   url: string;
-  /** The worker's `result_serializer`; tried first when decoding, then the format the bytes show. @default "json" */
+  /** The workers' `result_serializer`: every stored meta is read with it, never guessed from the bytes. @default "json" */
   resultSerializer?: string;
+  /** Celery's `result_accept_content`: serializer names or content types; must include `resultSerializer`. @default [resultSerializer] */
+  resultAccept?: readonly string[];
+  /** Caps on what decoding one meta may read, build and nest. @default DEFAULT_DECODE_LIMITS */
+  decodeLimits?: DecodeLimits;
   /** Milliseconds to wait for a connection. @default 10 000 */
   connectTimeout?: number;
   /** `CLIENT SETNAME` of this backend's connections, so they can be told apart in `CLIENT LIST`. @default "celery-edge" */
@@ -85,33 +96,37 @@ export function parseRedisUrl(url: string): RedisTarget {
   };
 }
 
-/** The format the bytes look like: every Celery meta is a map of at least five entries. */
-function sniffSerializer(bytes: Uint8Array): string {
-  const b0 = bytes[0] ?? 0;
-  if (b0 === 0x7b) return "json";
-  if (b0 === 0x80 && (bytes[1] ?? 0) >= 2 && (bytes[1] ?? 0) <= 5) return "pickle";
-  if ((b0 & 0xf0) === 0x80 || b0 === 0xde || b0 === 0xdf) return "msgpack";
-  return "yaml";
+/** What a redis backend reads a stored meta with. */
+export interface StoredMetaFormat {
+  /** The workers' `result_serializer`. */
+  resultSerializer: string;
+  /** @default [resultSerializer] */
+  resultAccept?: readonly string[];
+  decodeLimits?: DecodeLimits;
 }
 
-/** Decodes a stored meta with the configured serializer, falling back to the one the bytes show. */
-export function decodeStoredMeta(bytes: Uint8Array, taskId: string, resultSerializer: string): ResultMeta {
-  const tried = new Set<string>();
-  let firstError: unknown;
-  for (const name of [resultSerializer, sniffSerializer(bytes)]) {
-    if (tried.has(name)) continue;
-    tried.add(name);
-    try {
-      return metaFromStored(getSerializer(name).decode(bytes), taskId);
-    } catch (err) {
-      firstError ??= err;
-    }
+/**
+ * Decodes a stored meta (`celery-task-meta-<id>`) with the workers' `resultSerializer` (`format`,
+ * or just its name); throws
+ * `ResultDecodeError` naming the task when `resultAccept` does not allow that format, when the bytes
+ * are not in it or break a decoder limit, or when they hold no Celery task meta.
+ */
+export function decodeStoredMeta(bytes: Uint8Array, taskId: string, format: string | StoredMetaFormat): ResultMeta {
+  const { resultSerializer, resultAccept, decodeLimits } = typeof format === "string" ? { resultSerializer: format } : format;
+  const accept = resolveResultAccept(resultAccept ?? defaultResultAccept(resultSerializer));
+  return decodeStored(bytes, taskId, resultSerializer, accept, resolveDecodeLimits(decodeLimits));
+}
+
+function decodeStored(bytes: Uint8Array, taskId: string, resultSerializer: string, accept: ResultAccept, limits: ResolvedDecodeLimits): ResultMeta {
+  try {
+    return decodeResultMeta(bytes, contentTypeOf(resultSerializer), taskId, accept, limits);
+  } catch (err) {
+    if (!(err instanceof ResultDecodeError) || err.message.includes("resultAccept")) throw err;
+    // Redis keeps no content type: say which setting has to match the workers'.
+    throw new ResultDecodeError(`${err.message} (resultSerializer must be the workers' result_serializer, here ${resultSerializer})`, taskId, {
+      cause: err.cause,
+    });
   }
-  const reason = firstError instanceof Error ? firstError.message : String(firstError);
-  const hint = tried.size > 1 ? "; set the app's resultSerializer to the worker's result_serializer" : "";
-  throw new ResultBackendError(`cannot decode the stored result of task ${taskId} as ${[...tried].join(" or ")}: ${reason}${hint}`, {
-    cause: firstError,
-  });
 }
 
 type Client = ReturnType<typeof createBinaryClient>;
@@ -146,6 +161,8 @@ export class RedisBackend implements ResultBackend {
   connectionsOpened = 0;
   private readonly target: RedisTarget;
   private readonly serializer: string;
+  private readonly accept: ResultAccept;
+  private readonly limits: ResolvedDecodeLimits;
   private readonly connectTimeout: number;
   private readonly clientName: string;
   private command: Promise<Client> | undefined;
@@ -161,6 +178,14 @@ export class RedisBackend implements ResultBackend {
     this.connectTimeout = options.connectTimeout ?? 10_000;
     this.clientName = options.clientName ?? "celery-edge";
     getSerializer(this.serializer); // unknown names fail at construction
+    this.accept = resolveResultAccept(options.resultAccept ?? defaultResultAccept(this.serializer));
+    if (!this.accept.contentTypes.has(contentTypeOf(this.serializer))) {
+      throw new ConfigurationError(
+        `resultSerializer ${this.serializer} is not in resultAccept (${this.accept.names.join(", ")}): every stored result would be refused`,
+        { code: "ERR_INVALID_OPTION" },
+      );
+    }
+    this.limits = resolveDecodeLimits(options.decodeLimits);
     this.waiters = new WaiterRegistry({ where: this.where, watch: (ids) => this.watch(ids), unwatch: (ids) => this.unwatch(ids) });
   }
 
@@ -171,7 +196,7 @@ export class RedisBackend implements ResultBackend {
 
   async getMeta(taskId: string): Promise<ResultMeta> {
     const [bytes] = await this.run((c) => c.get(TASK_KEY_PREFIX + taskId).then((v) => [v]), `reading the result of task ${taskId}`);
-    return bytes ? decodeStoredMeta(bytes, taskId, this.serializer) : pendingMeta(taskId);
+    return bytes ? decodeStored(bytes, taskId, this.serializer, this.accept, this.limits) : pendingMeta(taskId);
   }
 
   async forget(taskId: string): Promise<void> {
@@ -218,20 +243,35 @@ export class RedisBackend implements ResultBackend {
     await sub.client.subscribe(channels, this.onMessage, true);
   }
 
-  /** Pub/sub listener shared by every channel (buffer mode: metas may be msgpack or pickle). */
+  /**
+   * Pub/sub listener shared by every channel (buffer mode: metas may be msgpack or pickle). It runs
+   * inside node-redis's reply handling: nothing may escape it, or the subscriber connection goes
+   * down with every wait on it.
+   */
   private readonly onMessage = (message: Buffer, channel: Buffer): void => {
-    const key = channel.toString("utf8");
-    if (key.startsWith(TASK_KEY_PREFIX)) this.deliver(key.slice(TASK_KEY_PREFIX.length), message);
+    try {
+      const key = channel.toString("utf8");
+      if (key.startsWith(TASK_KEY_PREFIX)) this.deliver(key.slice(TASK_KEY_PREFIX.length), message);
+    } catch {
+      // deliver() turns every decode failure into its task's rejection; nothing else can fail here.
+    }
   };
 
-  /** A message can still come in on a channel whose last wait just ended (its UNSUBSCRIBE is in flight). */
+  /**
+   * Decodes a meta for the waits of its task; one that cannot be read rejects those waits and no
+   * other. A message can still come in on a channel whose last wait just ended (its UNSUBSCRIBE is
+   * in flight): nobody needs it, so it is not even decoded.
+   */
   private deliver(taskId: string, bytes: Uint8Array): void {
     if (!this.waiters.has(taskId)) return;
     let meta: ResultMeta;
     try {
-      meta = decodeStoredMeta(bytes, taskId, this.serializer);
+      meta = decodeStored(bytes, taskId, this.serializer, this.accept, this.limits);
     } catch (err) {
-      this.waiters.rejectFor(taskId, err as CeleryError);
+      this.waiters.rejectFor(
+        taskId,
+        err instanceof ResultDecodeError ? err : new ResultDecodeError(`cannot read the result of task ${taskId}: ${String(err)}`, taskId, { cause: err }),
+      );
       return;
     }
     this.waiters.deliver(taskId, meta);

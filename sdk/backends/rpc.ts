@@ -11,15 +11,20 @@
  *
  * There is no store: one consumer (for every id) keeps the last state seen per task, including
  * results nobody has asked for yet.
+ *
+ * Anyone who can publish to the reply queue controls what arrives: a reply is decoded only if its
+ * content type is in `resultAccept`, a compressed one is inflated only up to `maxBytes`, and one that
+ * cannot be read rejects the waits for its task (its correlation id) with a `ResultDecodeError`,
+ * leaving every other wait and the consumer as they were.
  */
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { importPeer } from "../peer.js";
 import { describeUrl, withHeartbeat } from "../transports/amqp-url.js";
-import { decompress } from "../compression.js";
-import { ConfigurationError, ResultBackendError, TimeoutError, asCeleryError, redact } from "../errors.js";
-import { serializerForContentType } from "../serializers/index.js";
+import { ConfigurationError, ResultBackendError, ResultDecodeError, TimeoutError, asCeleryError, redact } from "../errors.js";
+import { limitError, resolveDecodeLimits, type DecodeLimits, type ResolvedDecodeLimits } from "../serializers/limits.js";
+import { checkAccepted, decodeResultMeta, resolveResultAccept, type ResultAccept } from "./accept.js";
 import type { ResultBackend, ResultMeta, WaitOptions } from "./backend.js";
-import { metaFromStored, pendingMeta } from "./exceptions.js";
+import { pendingMeta } from "./exceptions.js";
 import { WaiterRegistry } from "./waiters.js";
 
 export interface RpcBackendOptions {
@@ -35,6 +40,10 @@ export interface RpcBackendOptions {
   heartbeat?: number;
   /** States kept for tasks that nobody waits on; the oldest are dropped beyond this. @default 10 000 */
   maxCachedResults?: number;
+  /** Celery's `result_accept_content`: the serializer names or content types a reply may come in. @default ["json"] */
+  resultAccept?: readonly string[];
+  /** Caps on what decoding one reply may read (after inflating), build and nest. @default DEFAULT_DECODE_LIMITS */
+  decodeLimits?: DecodeLimits;
 }
 
 interface Link {
@@ -65,6 +74,8 @@ export class RpcBackend implements ResultBackend {
   private readonly expiresMs: number;
   private readonly connectTimeout: number;
   private readonly maxCached: number;
+  private readonly accept: ResultAccept;
+  private readonly limits: ResolvedDecodeLimits;
   private link: Promise<Link> | undefined;
   private current: Link | undefined;
   /** Last state seen per task id (Celery's `_cache` + `_out_of_band`). */
@@ -81,6 +92,8 @@ export class RpcBackend implements ResultBackend {
     this.expiresMs = Math.round((options.expires ?? 86_400) * 1000);
     this.connectTimeout = options.connectTimeout ?? 10_000;
     this.maxCached = options.maxCachedResults ?? 10_000;
+    this.accept = resolveResultAccept(options.resultAccept ?? ["json"]);
+    this.limits = resolveDecodeLimits(options.decodeLimits);
     this.waiters = new WaiterRegistry({ where: this.where });
   }
 
@@ -242,22 +255,17 @@ export class RpcBackend implements ResultBackend {
     const correlationId = typeof msg.properties.correlationId === "string" ? msg.properties.correlationId : undefined;
     let meta: ResultMeta;
     try {
-      let body: Uint8Array = msg.content;
-      const compression = msg.properties.headers?.compression;
-      if (compression !== undefined && compression !== null) {
-        if (String(compression) !== "application/x-gzip") throw new Error(`unsupported result compression ${String(compression)}`);
-        body = await decompress(body);
-      }
-      const contentType = String(msg.properties.contentType ?? "application/json");
-      const serializer = serializerForContentType(contentType);
-      if (!serializer) throw new Error(`no serializer for content type ${contentType}`);
-      const decoded = serializer.decode(body);
-      meta = metaFromStored(decoded, correlationId ?? "");
+      meta = await this.decode(msg, correlationId ?? "");
     } catch (err) {
-      const error = new ResultBackendError(
-        `cannot decode the rpc:// result${correlationId ? ` of task ${correlationId}` : ""}: ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
+      // Only the waits of this task learn of it; a reply without a correlation id has none.
+      const error =
+        err instanceof ResultDecodeError
+          ? err
+          : new ResultDecodeError(
+              `cannot decode the rpc:// result${correlationId ? ` of task ${correlationId}` : ""}: ${err instanceof Error ? err.message : String(err)}`,
+              correlationId,
+              { cause: err },
+            );
       if (correlationId) this.waiters.rejectFor(correlationId, error);
       return;
     }
@@ -265,6 +273,19 @@ export class RpcBackend implements ResultBackend {
     if (taskId !== meta.taskId) meta = { ...meta, taskId };
     this.remember(taskId, meta);
     this.waiters.deliver(taskId, meta);
+  }
+
+  /** The meta a reply carries: its format checked before anything is inflated or decoded. */
+  private async decode(msg: ConsumeMessage, taskId: string): Promise<ResultMeta> {
+    const contentType = String(msg.properties.contentType ?? "application/json");
+    checkAccepted(contentType, taskId, this.accept);
+    let body: Uint8Array = msg.content;
+    const compression = msg.properties.headers?.compression;
+    if (compression !== undefined && compression !== null) {
+      if (String(compression) !== "application/x-gzip") throw new Error(`unsupported result compression ${String(compression)}`);
+      body = await inflate(body, this.limits.maxBytes);
+    }
+    return decodeResultMeta(body, contentType, taskId, this.accept, this.limits);
   }
 
   private remember(taskId: string, meta: ResultMeta): void {
@@ -283,6 +304,33 @@ export class RpcBackend implements ResultBackend {
       throw asCeleryError(err, (m, cause) => new ResultBackendError(`${what} on ${this.where}: ${m}`, { cause }));
     }
   }
+}
+
+/**
+ * kombu's zlib compression, inflated chunk by chunk: a small body that inflates beyond `maxBytes`
+ * (a zip bomb) is refused before it is all in memory.
+ */
+async function inflate(bytes: Uint8Array, maxBytes: number): Promise<Uint8Array> {
+  const reader = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("deflate")).getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      reader.cancel().catch(() => {});
+      throw limitError("zlib", `the result inflates to more than ${maxBytes} bytes (maxBytes)`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
 }
 
 /** Celery's `rpc://` backend over the broker at `brokerUrl`. */
