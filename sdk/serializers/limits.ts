@@ -14,8 +14,14 @@ export interface DecodeLimits {
   maxDepth?: number;
   /** Most values in a decoded result, a shared (pickle, YAML alias) value counted at each place it appears. @default 10 000 000 */
   maxItems?: number;
-  /** Pickle only: steps allowed per input byte (one per opcode, plus one per element or byte a step copies). @default 32 */
+  /**
+   * Pickle only: decoding steps allowed per input byte. A step stands for about 8 bytes of heap: one
+   * per opcode, 4 more for each object it makes, one per element or byte moved or copied. Real
+   * pickles need 1 to 5. @default 8
+   */
   pickleWorkPerByte?: number;
+  /** Pickle only: decoding steps allowed in all, whatever the size (about 256 MB of heap). @default 32 000 000 */
+  pickleMaxWork?: number;
 }
 
 export type ResolvedDecodeLimits = Readonly<Required<DecodeLimits>>;
@@ -25,7 +31,8 @@ export const DEFAULT_DECODE_LIMITS: ResolvedDecodeLimits = Object.freeze({
   // Far below the nesting where the yaml library's recursion reaches V8's stack limit (~1 000).
   maxDepth: 128,
   maxItems: 10_000_000,
-  pickleWorkPerByte: 32,
+  pickleWorkPerByte: 8,
+  pickleMaxWork: 32_000_000,
 });
 
 /** The defaults with `limits` applied; each given limit must be a positive safe integer. */

@@ -499,6 +499,22 @@ const MAX_LONG_BYTES = 2048;
 /** Work every pickle may do whatever its size, so tiny pickles are not refused for their fixed cost. */
 const BASE_WORK = 4096;
 
+/**
+ * Steps per opcode beyond the one every opcode costs, so that a step stands for about 8 bytes of
+ * heap: opcodes that make an object (a list, dict, tuple, mark, global, a REDUCE result) cost 4
+ * more, memo entries 2. Elements moved into containers and bytes copied are charged where they move.
+ */
+const OPCODE_COST = (() => {
+  const cost = new Uint8Array(256);
+  const objects = [
+    OP.MARK, OP.EMPTY_LIST, OP.EMPTY_DICT, OP.EMPTY_TUPLE, OP.EMPTY_SET, OP.LIST, OP.DICT, OP.TUPLE, OP.TUPLE1, OP.TUPLE2,
+    OP.TUPLE3, OP.FROZENSET, OP.GLOBAL, OP.STACK_GLOBAL, OP.REDUCE, OP.NEWOBJ,
+  ];
+  for (const op of objects) cost[op] = 4;
+  for (const op of [OP.MEMOIZE, OP.PUT, OP.BINPUT, OP.LONG_BINPUT]) cost[op] = 2;
+  return cost;
+})();
+
 class PickleReader {
   private pos = 0;
   private readonly view: DataView;
@@ -515,7 +531,7 @@ class PickleReader {
     private readonly limits: ResolvedDecodeLimits,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.work = BASE_WORK + limits.pickleWorkPerByte * bytes.length;
+    this.work = Math.min(BASE_WORK + limits.pickleWorkPerByte * bytes.length, limits.pickleMaxWork);
   }
 
   fail(message: string): never {
@@ -526,7 +542,10 @@ class PickleReader {
   private spend(n: number): void {
     this.work -= n;
     if (this.work < 0) {
-      this.fail(`it needs more than ${this.limits.pickleWorkPerByte} decoding steps per byte (pickleWorkPerByte): refused as a resource-exhaustion attempt`);
+      this.fail(
+        `it needs more decoding steps than ${this.limits.pickleWorkPerByte} per byte (pickleWorkPerByte) or ${this.limits.pickleMaxWork} in all ` +
+          `(pickleMaxWork): refused as a resource-exhaustion attempt`,
+      );
     }
   }
 
@@ -644,7 +663,7 @@ class PickleReader {
   read(): unknown {
     for (;;) {
       const op = this.u8();
-      this.spend(1);
+      this.spend(1 + OPCODE_COST[op]!);
       switch (op) {
         case OP.PROTO:
           this.u8();
