@@ -4,7 +4,7 @@
  * connection per transport, reused across calls and warm Lambda invocations, re-opened after it
  * breaks; a publish resolves only when RabbitMQ confirmed it.
  */
-import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
+import type { Channel, ChannelModel, ConfirmChannel, Message } from "amqplib";
 import { ConnectionError, PublishError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
 import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
 import type { QueueDeclaration } from "../routing.js";
@@ -44,12 +44,50 @@ interface Link {
   /** Declarations known done, by identity: the router shares one object per queue. */
   declaredObjects: WeakSet<QueueDeclaration>;
   exchanges: Set<string>;
-  /** correlation ids of messages RabbitMQ returned as unroutable; their ack follows the return. */
-  returned: Map<string, string>;
+  /** Publishes on the confirm channel so far: the Nth has delivery tag N, as amqplib counts confirms. */
+  published: number;
+  /** Mandatory publishes awaiting their confirm, by delivery tag, in publish order. */
+  mandatory: Map<number, Sent>;
+  /** Delivery tag of the publish the last return was matched to: returns come in publish order. */
+  lastReturned: number;
   blockedReason: string | null;
   unblocked: Array<() => void>;
   /** Publishers waiting for amqplib's channel buffer to drain; also woken when the link dies. */
   drained: Array<() => void>;
+}
+
+/** A mandatory publish, as RabbitMQ would return it; `returned` is set (to the reply) when it did. */
+interface Sent {
+  exchange: string;
+  routingKey: string;
+  correlationId: string;
+  content: Buffer;
+  returned?: string;
+}
+
+/**
+ * Marks the publish a basic.return is for. A return carries no delivery tag, but RabbitMQ returns
+ * a message while routing it — in publish order, always before its ack — so it belongs to a
+ * mandatory publish still awaiting its ack, published after the one the previous return was for, to
+ * the same exchange and routing key: the oldest of those that is the same message (body and
+ * correlation id; two byte-identical messages are interchangeable), else the oldest of them.
+ * Correlation ids alone cannot tell: control messages share an empty one, callers may reuse one.
+ */
+function matchReturn(link: Link, msg: Message): void {
+  const { exchange, routingKey, replyCode, replyText } = msg.fields as Message["fields"] & { replyCode?: number; replyText?: string };
+  let oldest: [number, Sent] | undefined;
+  for (const entry of link.mandatory) {
+    const [tag, sent] = entry;
+    if (tag <= link.lastReturned || sent.returned !== undefined || sent.exchange !== exchange || sent.routingKey !== routingKey) continue;
+    if (sent.correlationId === (msg.properties.correlationId ?? "") && sent.content.equals(msg.content)) {
+      oldest = entry;
+      break;
+    }
+    oldest ??= entry;
+  }
+  if (!oldest) return;
+  link.lastReturned = oldest[0];
+  oldest[1].returned = `${replyCode ?? 312} ${replyText ?? "NO_ROUTE"}`;
 }
 
 function deadline<T>(promise: Promise<T>, ms: number, onTimeout: () => CeleryError): Promise<T> {
@@ -157,7 +195,9 @@ export class AmqpTransport implements Transport {
       declared: new Set(),
       declaredObjects: new WeakSet(),
       exchanges: new Set(),
-      returned: new Map(),
+      published: 0,
+      mandatory: new Map(),
+      lastReturned: 0,
       blockedReason: null,
       unblocked: [],
       drained: [],
@@ -181,9 +221,7 @@ export class AmqpTransport implements Transport {
       link.blockedReason = null;
       for (const wake of link.unblocked.splice(0)) wake();
     });
-    channel.on("return", (msg: { fields: { replyText?: string; replyCode?: number }; properties: { correlationId?: string } }) => {
-      link.returned.set(msg.properties.correlationId ?? "", `${msg.fields.replyCode ?? 312} ${msg.fields.replyText ?? "NO_ROUTE"}`);
-    });
+    channel.on("return", (msg: Message) => matchReturn(link, msg));
     if (this.closed) {
       await model.close().catch(() => {});
       throw new ConnectionError("transport is closed");
@@ -354,11 +392,12 @@ export class AmqpTransport implements Transport {
       }, timeout);
       const publishOne = (m: TaskMessage, i: number): boolean => {
         const content = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
+        const options = toPublishOptions(m);
+        let tag = 0;
         try {
-          return link.channel.publish(m.exchange, m.routingKey, content, toPublishOptions(m), (err) => {
-            const key = m.properties.correlationId ?? "";
-            const returned = link.returned.get(key);
-            if (returned !== undefined) link.returned.delete(key);
+          const more = link.channel.publish(m.exchange, m.routingKey, content, options, (err) => {
+            const returned = link.mandatory.get(tag)?.returned;
+            link.mandatory.delete(tag);
             if (err) {
               const closed = /closed/.test(String(err.message));
               settle(i, {
@@ -374,6 +413,10 @@ export class AmqpTransport implements Transport {
               });
             } else settle(i, { ok: true, receipt: { id: m.meta.id } });
           });
+          // Counted only once amqplib took it: a publish that threw has no delivery tag.
+          tag = ++link.published;
+          if (options.mandatory) link.mandatory.set(tag, { exchange: m.exchange, routingKey: m.routingKey, correlationId: m.properties.correlationId ?? "", content });
+          return more;
         } catch (err) {
           settle(i, { ok: false, error: asCeleryError(err, (msg, cause) => new PublishError("ERR_PUBLISH", msg, { cause })) });
           return true;
