@@ -35,6 +35,9 @@ export function readRevoke(m: TaskMessage): string[] {
     if (!HEADER_KEYS.has(k) || typeof v !== "number") refuse(`header ${clip(k)} is not one kombu's mailbox sends`);
   }
   if (p.replyTo !== undefined || p.correlationId !== undefined) refuse("a revoke takes no reply");
+  // kombu's mailbox sets no TTL, and the relay publishes revokes unchecked by checkForBroker: a bad
+  // expiration would close the channel under the record's batch-mates.
+  if (p.expiration !== undefined) refuse("a revoke takes no expiration");
   let body: unknown;
   try {
     body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(m.body));

@@ -176,10 +176,12 @@ export interface Matcher {
 
 /** AMQP topic pattern: words split on `.`, `*` exactly one word, `#` zero or more words. */
 export function topicPattern(pattern: string): Matcher {
-  const pat = pattern.split(".");
+  // As RabbitMQ's split_topic_key: the empty string has no words ("a." has two, the second empty).
+  const split = (s: string): string[] => (s === "" ? [] : s.split("."));
+  const pat = split(pattern);
   return {
     test(key: string): boolean {
-      const words = key.split(".");
+      const words = split(key);
       // reachable[j]: the pattern so far can consume exactly the first j words.
       let reachable = new Array<boolean>(words.length + 1).fill(false);
       reachable[0] = true;
@@ -226,6 +228,7 @@ function exchangeDeclaration(exchange: string, d: unknown, path: string): QueueD
     if (!isObject(d.queue)) throw invalid(`${path}.queue`, d.queue, "must be { name, bindingKey, arguments? }");
     only(d.queue, `${path}.queue`, ["name", "bindingKey", "arguments"]);
     out.queue = name(d.queue.name, `${path}.queue.name`);
+    refuseControl("", out.queue, `${path}.queue.name`);
     if (typeof d.queue.bindingKey !== "string" || d.queue.bindingKey.length > 255) throw invalid(`${path}.queue.bindingKey`, d.queue.bindingKey, "must be a routing key");
     out.routingKey = d.queue.bindingKey;
     const a = args(d.queue.arguments, `${path}.queue.arguments`);

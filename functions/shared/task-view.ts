@@ -7,7 +7,6 @@
  */
 import { decode as decodeMsgpack } from "@msgpack/msgpack";
 import { parse as parseYaml } from "yaml";
-import { decompress } from "../../sdk/compression.js";
 import { EnvelopeError } from "../../sdk/errors.js";
 import { parseIso } from "../../sdk/protocol/isoformat.js";
 import type { HeaderValue, MessageProperties, TaskMessage, TaskMeta } from "../../sdk/protocol/message.js";
@@ -100,7 +99,8 @@ export function checkForBroker(m: TaskMessage): void {
     const v = p[k];
     if (v !== undefined && bytesOf(v) > MAX_SHORTSTR_BYTES) refuse(`properties.${k} must be at most 255 bytes`);
   }
-  const expected = ENCODING_OF[p.contentType];
+  // Own keys only: "constructor" or "__proto__" must read as unknown, not as Object.prototype's.
+  const expected = Object.hasOwn(ENCODING_OF, p.contentType) ? ENCODING_OF[p.contentType] : undefined;
   if (expected === undefined) refuse(`content type ${clip(p.contentType)} is not a Celery serializer's`);
   if (p.contentEncoding !== expected) refuse(`content encoding ${clip(p.contentEncoding)} does not match ${p.contentType} (${expected})`);
   if (p.expiration !== undefined && (!/^(0|[1-9][0-9]{0,9})$/.test(p.expiration) || Number(p.expiration) > MAX_EXPIRATION_MS)) {
@@ -115,15 +115,39 @@ export function checkForBroker(m: TaskMessage): void {
   if (size > MAX_HEADER_TABLE_BYTES) refuse(`headers table is ${size} bytes encoded, over ${MAX_HEADER_TABLE_BYTES}`);
 }
 
+/**
+ * Inflates a kombu zlib body, stopping as soon as the output passes `limit`: a 256 KiB body can
+ * inflate to ~260 MB, which must never be allocated just to be refused.
+ */
+async function inflateAtMost(bytes: Uint8Array, limit: number): Promise<Uint8Array> {
+  const reader = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("deflate")).getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const next = await reader.read().catch(() => refuse("compressed body does not decompress"));
+    if (next.done) break;
+    size += next.value.length;
+    if (size > limit) {
+      void reader.cancel().catch(() => undefined);
+      refuse("protocol 1 body decompresses too large to check");
+    }
+    chunks.push(next.value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
 async function protocol1Body(m: TaskMessage): Promise<Record<string, unknown>> {
   const ct = m.properties.contentType;
   if (ct === PICKLE_CONTENT_TYPE) refuse("a protocol 1 pickle body cannot be checked; send protocol 2");
   if (m.body.length > MAX_P1_BODY_BYTES) refuse(`a protocol 1 body over ${MAX_P1_BODY_BYTES} bytes cannot be checked; send protocol 2`);
   let bytes = m.body;
-  if (m.properties.headers.compression !== undefined) {
-    bytes = await decompress(bytes).catch(() => refuse("compressed body does not decompress"));
-    if (bytes.length > 4 * MAX_P1_BODY_BYTES) refuse("protocol 1 body decompresses too large to check");
-  }
+  if (m.properties.headers.compression !== undefined) bytes = await inflateAtMost(bytes, 4 * MAX_P1_BODY_BYTES);
   let body: unknown;
   try {
     if (ct === "application/x-msgpack") body = decodeMsgpack(bytes, { maxDepth: 64 } as never);
