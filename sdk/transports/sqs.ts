@@ -20,7 +20,7 @@ export interface AwsCredentials {
 export interface SqsRelayOptions {
   /** The relay's intake queue URL (`CeleryRelay.intakeQueue.queueUrl`). */
   queueUrl: string;
-  /** @default parsed from the queue URL, else `AWS_REGION`, else "us-east-1" */
+  /** @default read from the endpoint or queue URL, else `AWS_REGION`, else "us-east-1" for a plain-http emulator; else construction fails asking for it */
   region?: string;
   /** Service endpoint, for emulators or VPC endpoints. @default `AWS_ENDPOINT_URL_SQS`, else the queue URL's origin */
   endpoint?: string;
@@ -52,17 +52,14 @@ interface Entry {
 const encoder = new TextEncoder();
 const SEND_BATCH_HEADERS = { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.SendMessageBatch" };
 
+/** What SQS counts of `attributesFor`'s names and types ("celery.task_id", "celery.task_name", "String" twice). */
+const ATTRIBUTE_NAME_BYTES = 42;
+
 function attributesFor(m: TaskMessage): Record<string, { DataType: string; StringValue: string }> {
   return {
     "celery.task_id": { DataType: "String", StringValue: m.meta.id },
     "celery.task_name": { DataType: "String", StringValue: m.meta.name },
   };
-}
-
-function attributeBytes(attrs: Record<string, { DataType: string; StringValue: string }>): number {
-  let n = 0;
-  for (const [k, v] of Object.entries(attrs)) n += encoder.encode(k).length + encoder.encode(v.DataType).length + encoder.encode(v.StringValue).length;
-  return n;
 }
 
 function envCredentials(): AwsCredentials | undefined {
@@ -79,6 +76,8 @@ export class SqsTransport implements Transport {
   private readonly maxDelaySeconds: number;
   private readonly credentials: SqsRelayOptions["credentials"];
   private readonly fetchFn: typeof fetch;
+  /** Server clock minus ours, learnt from a clock-skew answer (the AWS SDK's `systemClockOffset`). */
+  private skew = 0;
 
   constructor(options: SqsRelayOptions) {
     let url: URL;
@@ -89,8 +88,18 @@ export class SqsTransport implements Transport {
     }
     this.queueUrl = options.queueUrl;
     const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-    this.region = options.region ?? /^sqs\.([a-z0-9-]+)\./.exec(url.hostname)?.[1] ?? env?.AWS_REGION ?? "us-east-1";
     this.endpoint = options.endpoint ?? env?.AWS_ENDPOINT_URL_SQS ?? url.origin;
+    // The region label of an AWS hostname (`sqs.<r>.amazonaws.com`, `sqs-fips.<r>…`, legacy
+    // `<r>.queue.amazonaws.com`, `vpce-….sqs.<r>.vpce.amazonaws.com`, `….amazonaws.com.cn`,
+    // `sqs.<r>.api.aws`), endpoint first. A plain-http endpoint is an emulator, which takes any
+    // region. Signing for a guessed region fails every send with a 403, so anything else asks now.
+    const region =
+      options.region ??
+      /([a-z]+-[a-z-]+-\d+)\.[\w.]*aws\b/.exec(this.endpoint + " " + options.queueUrl)?.[1] ??
+      env?.AWS_REGION ??
+      (/^http:/.test(this.endpoint) ? "us-east-1" : "");
+    if (!region) throw new ConfigurationError(`sqsRelay: no region in ${redact(this.endpoint)}; pass \`region\``);
+    this.region = region;
     this.maxDelaySeconds = options.useDelaySeconds === false ? 0 : Math.min(options.maxDelaySeconds ?? SQS_MAX_DELAY_SECONDS, SQS_MAX_DELAY_SECONDS);
     this.credentials = options.credentials;
     this.fetchFn = options.fetch ?? ((...a) => globalThis.fetch(...a));
@@ -108,7 +117,8 @@ export class SqsTransport implements Transport {
     messages.forEach((m, index) => {
       const body = encodeEnvelope(m);
       const attrs = attributesFor(m);
-      const size = encoder.encode(body).length + attributeBytes(attrs);
+      // The body and attribute values, UTF-8, as SQS counts them.
+      const size = encoder.encode(body + m.meta.id + m.meta.name).length + ATTRIBUTE_NAME_BYTES;
       if (size > SQS_MAX_MESSAGE_BYTES) {
         outcomes[index] = { ok: false, error: new PayloadTooLargeError(`task ${m.meta.id} (${m.meta.name}) as an SQS message`, size, SQS_MAX_MESSAGE_BYTES) };
         return;
@@ -153,17 +163,17 @@ export class SqsTransport implements Transport {
     const fail = (error: CeleryError): void => {
       for (const e of batch) outcomes[e.index] = { ok: false, error };
     };
-    let response: Response;
+    let sent: [Response, string];
     try {
       const credentials = await this.resolveCredentials();
       const signal = options.connectTimeout ? AbortSignal.timeout(options.connectTimeout + (options.publishTimeout ?? 30_000)) : null;
       const body = JSON.stringify({ QueueUrl: this.queueUrl, Entries: batch.map((e, i) => ({ Id: String(i), ...e.request })) });
-      response = await this.send(credentials, body, signal);
+      sent = await this.send(credentials, body, signal);
     } catch (err) {
       fail(asCeleryError(err, (m, cause) => new ConnectionError(`SQS SendMessageBatch to ${redact(this.queueUrl)} failed: ${m}; the tasks were not sent`, { cause })));
       return;
     }
-    const text = await response.text();
+    const [response, text] = sent;
     let json: { Successful?: Array<{ Id: string; MessageId: string }>; Failed?: Array<{ Id: string; Code?: string; Message?: string }>; __type?: string; message?: string };
     try {
       json = JSON.parse(text);
@@ -188,12 +198,22 @@ export class SqsTransport implements Transport {
     });
   }
 
-  /** Signs and sends, retrying throttling and 5xx (SQS is at-least-once; a retry cannot lose a task). */
-  private async send(credentials: AwsCredentials, body: string, signal: AbortSignal | null): Promise<Response> {
-    for (let attempt = 0; ; attempt++) {
-      const headers = await signPost(this.endpoint, SEND_BATCH_HEADERS, body, credentials, this.region, "sqs");
+  /**
+   * Signs and sends, retrying throttling and 5xx (SQS is at-least-once; a retry cannot lose a task),
+   * and once when the first answer says the signature is outside SQS's time window ("Signature
+   * expired", "Signature not yet current", "RequestTimeTooSkewed"): signed again on the clock of
+   * the answer's `Date`, which later sends keep using.
+   */
+  private async send(credentials: AwsCredentials, body: string, signal: AbortSignal | null): Promise<[Response, string]> {
+    for (let attempt = 0, skewed = 0; ; attempt++) {
+      const headers = await signPost(this.endpoint, SEND_BATCH_HEADERS, body, credentials, this.region, "sqs", new Date(Date.now() + this.skew));
       const response = await this.fetchFn(this.endpoint, { method: "POST", headers, body, ...(signal ? { signal } : {}) });
-      if ((response.status !== 429 && response.status < 500) || attempt >= 2) return response;
+      const text = await response.text();
+      if (!skewed++ && /Signature [en]|Skew/.test(text)) {
+        this.skew = Date.parse(response.headers.get("date")!) - Date.now() || 0;
+        continue;
+      }
+      if ((response.status !== 429 && response.status < 500) || attempt >= 2) return [response, text];
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
   }
