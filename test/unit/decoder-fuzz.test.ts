@@ -111,7 +111,7 @@ const yamlSoup = fc.array(fc.constantFrom(...YAML_PIECES), { maxLength: 200 }).m
 
 const msgpackPiece: fc.Arbitrary<number[]> = fc.oneof(
   fc.integer({ min: 0x80, max: 0x9f }).map((b) => [b]),
-  fc.constantFrom([0xc0], [0xc2], [0xc3], [0xa1, 0x61], [0x01], [0xff], [0xcb, 0, 0, 0, 0, 0, 0, 0, 0], [0xc4, 2, 1, 2], [0xd6, 0xff, 0, 0, 0, 1]),
+  fc.constantFrom<number[]>([0xc0], [0xc2], [0xc3], [0xa1, 0x61], [0x01], [0xff], [0xcb, 0, 0, 0, 0, 0, 0, 0, 0], [0xc4, 2, 1, 2], [0xd6, 0xff, 0, 0, 0, 1]),
   fc.integer({ min: 0, max: 2 ** 32 - 1 }).map((n) => [0xdd, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]),
   fc.integer({ min: 0, max: 2 ** 32 - 1 }).map((n) => [0xdb, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]),
   fc.integer({ min: 0, max: 0xffff }).map((n) => [0xde, n >>> 8, n & 0xff]),
