@@ -15,7 +15,7 @@
 import { ConflictException, CreateScheduleCommand, DeleteScheduleCommand, GetScheduleCommand, ResourceNotFoundException, type SchedulerClient } from "@aws-sdk/client-scheduler";
 import type { SQSRecord } from "aws-lambda";
 import { readEnvelope, toEnvelope } from "../../sdk/envelope.js";
-import { PayloadTooLargeError, PolicyError, SchedulingError, asCeleryError } from "../../sdk/errors.js";
+import { PayloadTooLargeError, SchedulingError, asCeleryError } from "../../sdk/errors.js";
 import { msUntilEta, type TaskMessage } from "../../sdk/protocol/message.js";
 import { revokeMessage } from "../../sdk/revoke.js";
 import type { Transport } from "../../sdk/transport.js";
@@ -48,7 +48,7 @@ export interface SchedulerDeps {
   now?: () => number;
 }
 
-export type SchedulerAction = "parked" | "duplicate" | "released" | "revoked";
+export type SchedulerAction = "parked" | "duplicate" | "released" | "revoked" | "refused";
 
 const cut = (s: string): string => (s.length > LOG_FIELD_MAX ? `${s.slice(0, LOG_FIELD_MAX)}…` : s);
 
@@ -73,7 +73,7 @@ async function handle(record: SQSRecord, deps: SchedulerDeps): Promise<Scheduler
 
   const meta = agreeWithSummary(await readTaskView(raw), raw.meta);
   const message: TaskMessage = { ...raw, meta: { id: meta.id, name: meta.name, eta: meta.eta, expires: meta.expires, sender: sender ?? "" } };
-  const log = { messageId: record.messageId, taskId: cut(meta.id), taskName: cut(meta.name) };
+  const log = { messageId: record.messageId, taskId: cut(meta.id), taskName: cut(meta.name), sender: cut(sender ?? ""), ...(forwarded && stage ? { stage } : {}) };
   const name = await scheduleName(meta.id);
   const now = deps.now?.() ?? Date.now();
   const eta = now + msUntilEta(meta, now);
@@ -108,7 +108,8 @@ async function revoke(raw: TaskMessage, sender: string, deps: SchedulerDeps, mes
     }
     const owner = ownerOf(input);
     if (!isAdmin(deps.policy, sender) && (owner === undefined || principalOf(owner) !== principalOf(sender))) {
-      deps.logger.error("revoke refused: the task was parked by another sender", log);
+      // Consumed, not failed: retried later, the schedule would be gone and the revoke would pass.
+      deps.logger.error("revoke refused: the task was parked by another sender", { ...log, code: "ERR_POLICY" });
       refused.push(id);
       continue;
     }
@@ -125,8 +126,7 @@ async function revoke(raw: TaskMessage, sender: string, deps: SchedulerDeps, mes
     await deps.intake.publish({ ...broadcast, meta: { ...broadcast.meta, sender, stage: "broadcast" } });
     deps.logger.info("revoke handed back for the workers (no parked schedule)", { messageId, taskIds: cut(toBroadcast.join(",")) });
   }
-  if (refused.length > 0) throw new PolicyError(`revoke refused for ${refused.length} parked task(s): parked by another sender`);
-  return "revoked";
+  return refused.length === ids.length ? "refused" : "revoked";
 }
 
 /** Who parked a schedule: the `sender` its Input carries. */

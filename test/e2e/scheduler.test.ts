@@ -20,6 +20,8 @@ import { SCHEDULES_KEY, startRelayHarness, type RelayHarness } from "../helpers/
 const THRESHOLD_S = 30;
 const LEAD_S = 60;
 const GROUP = "celery-edge-test";
+/** A second producer with its own keys: SQS reports it as another SenderId. */
+const OTHER_KEY = "AKIDOTHERSENDER";
 const log = new ExecutionLog();
 let worker: CeleryWorker;
 let harness: RelayHarness;
@@ -29,11 +31,12 @@ let schedulerRunner: SqsEventSource;
 let sqsApp: Celery;
 let parkingApp: Celery;
 let amqpApp: Celery;
+let otherApp: Celery;
 
 beforeAll(async () => {
   process.env.POWERTOOLS_LOG_LEVEL = "ERROR"; // keep the functions' INFO lines out of the test output
   await purgeQueues(["ce.default"]);
-  harness = await startRelayHarness({ brokerUrl: "amqp://guest:guest@127.0.0.1:5672//", parkThresholdSeconds: THRESHOLD_S });
+  harness = await startRelayHarness({ brokerUrl: "amqp://guest:guest@127.0.0.1:5672//", parkThresholdSeconds: THRESHOLD_S, senderIds: { [OTHER_KEY]: "AIDAOTHERSENDER" } });
   // Schedules deliver as their own role, as EventBridge Scheduler does: the scheduler trusts it.
   schedulesClient = new SQSClient(sqsClientConfig(harness.sqs.endpoint, credentialsFor(SCHEDULES_KEY)));
   standIn = await startSchedulerStandIn({ sqsClient: schedulesClient, queueUrlForArn: (arn) => (arn === harness.park.arn ? harness.park.url : undefined) });
@@ -68,10 +71,11 @@ beforeAll(async () => {
   const parkQueue = sqsRelay({ queueUrl: harness.park.url, endpoint: harness.sqs.endpoint, credentials: LOCAL_CREDENTIALS, useDelaySeconds: false });
   parkingApp = new Celery({ broker: sqsRelay({ ...sqsOptions, maxDelaySeconds: THRESHOLD_S }), defaultQueue: "ce.default", parking: { transport: parkQueue, thresholdSeconds: THRESHOLD_S } });
   amqpApp = new Celery({ broker: "amqp://guest:guest@127.0.0.1:5672//", defaultQueue: "ce.default" });
+  otherApp = new Celery({ broker: sqsRelay({ ...sqsOptions, credentials: credentialsFor(OTHER_KEY) }), defaultQueue: "ce.default" });
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([sqsApp?.close(), parkingApp?.close(), amqpApp?.close()]);
+  await Promise.all([sqsApp?.close(), parkingApp?.close(), amqpApp?.close(), otherApp?.close()]);
   await schedulerRunner?.stop();
   await standIn?.stop();
   schedulesClient?.destroy();
@@ -146,4 +150,26 @@ describe("far-ETA tasks are parked in Scheduler, not the broker", () => {
     expect((await log.read()).some((x) => x.id === r.id)).toBe(false);
     expect(worker.logs()).toMatch(new RegExp(`(Discarding revoked task|revoked).*${r.id}|${r.id}.*revoked`, "i"));
   }, 60_000);
+});
+
+describe("a parked task is revoked only by whoever parked it", () => {
+  it("cancels a task parked through plain sqsRelay when its producer revokes it, and refuses another sender's revoke", async () => {
+    // Prepare: two tasks parked by the relay for the same producer; the refused one is due later,
+    // so its run is the positive signal that the cancelled one's ETA has passed.
+    const cancelled = await sqsApp.sendTask("tasks.echo", { args: ["revoked-by-owner"], eta: new Date(Date.now() + 75_000) });
+    const kept = await sqsApp.sendTask("tasks.echo", { args: ["revoke-refused"], eta: new Date(Date.now() + 80_000) });
+    expect(await until(() => scheduleFor(cancelled.id) !== undefined && scheduleFor(kept.id) !== undefined, 20_000)).toBe(true);
+
+    // Act: the owner revokes through the intake queue (no parking config); another sender tries too.
+    await sqsApp.revoke(cancelled.id);
+    await otherApp.revoke(kept.id);
+
+    // Assess
+    expect(await until(() => scheduleFor(cancelled.id) === undefined, 20_000)).toBe(true);
+    const rec = await log.waitForTask(kept.id, 150_000);
+    expect(rec.args).toEqual(["revoke-refused"]);
+    expect((await log.read()).some((x) => x.id === cancelled.id)).toBe(false);
+    expect(standIn.fired.some((f) => f.name === `celery-edge-${cancelled.id}`)).toBe(false);
+    expect(standIn.fired.filter((f) => f.name === `celery-edge-${kept.id}`)).toHaveLength(1);
+  }, 200_000);
 });
