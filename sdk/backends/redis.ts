@@ -123,7 +123,7 @@ function decodeStored(bytes: Uint8Array, taskId: string, resultSerializer: strin
   } catch (err) {
     if (!(err instanceof ResultDecodeError) || err.message.includes("resultAccept")) throw err;
     // Redis keeps no content type: say which setting has to match the workers'.
-    throw new ResultDecodeError(`${err.message} (resultSerializer must be the workers' result_serializer, here ${resultSerializer})`, taskId, {
+    throw new ResultDecodeError(`${err.message} (if the workers' result_serializer is not ${resultSerializer}, set resultSerializer to it)`, taskId, {
       cause: err.cause,
     });
   }
