@@ -18,7 +18,7 @@ import { ConfigurationError, ResultBackendError, ResultDecodeError, asCeleryErro
 import { importPeer } from "../peer.js";
 import { getSerializer } from "../serializers/index.js";
 import { resolveDecodeLimits, type DecodeLimits, type ResolvedDecodeLimits } from "../serializers/limits.js";
-import { contentTypeOf, decodeResultMeta, defaultResultAccept, resolveResultAccept, type ResultAccept } from "./accept.js";
+import { checkAccepted, contentTypeOf, decodeResultMeta, defaultResultAccept, resolveResultAccept, type ResultAccept } from "./accept.js";
 import type { ResultBackend, ResultMeta, WaitOptions } from "./backend.js";
 import { pendingMeta } from "./exceptions.js";
 import { WaiterRegistry, type Wait } from "./waiters.js";
@@ -118,10 +118,11 @@ export function decodeStoredMeta(bytes: Uint8Array, taskId: string, format: stri
 }
 
 function decodeStored(bytes: Uint8Array, taskId: string, resultSerializer: string, accept: ResultAccept, limits: ResolvedDecodeLimits): ResultMeta {
+  const contentType = checkAccepted(contentTypeOf(resultSerializer), taskId, accept);
   try {
-    return decodeResultMeta(bytes, contentTypeOf(resultSerializer), taskId, accept, limits);
+    return decodeResultMeta(bytes, contentType, taskId, accept, limits);
   } catch (err) {
-    if (!(err instanceof ResultDecodeError) || err.message.includes("resultAccept")) throw err;
+    if (!(err instanceof ResultDecodeError)) throw err;
     // Redis keeps no content type: say which setting has to match the workers'.
     throw new ResultDecodeError(`${err.message} (if the workers' result_serializer is not ${resultSerializer}, set resultSerializer to it)`, taskId, {
       cause: err.cause,
