@@ -77,6 +77,9 @@ describe("a producer waiting for results while hostile ones arrive (512 MB heap)
 
   beforeAll(async () => {
     run = await runWaiter();
+    for (const o of run.outcomes.values()) {
+      console.info(`[hostile-results] ${o.name}: ${o.errorName ?? "resolved"} after ${o.ms.toFixed(0)} ms, heap ${o.heapMB.toFixed(0)} MB`);
+    }
   }, 120_000);
 
   it("stays up through every case and exits normally", () => {
