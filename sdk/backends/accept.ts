@@ -9,7 +9,9 @@
  */
 import { ConfigurationError, ResultDecodeError } from "../errors.js";
 import { getSerializer, serializerForContentType } from "../serializers/index.js";
+import { decodeJson, jsonSerializer } from "../serializers/json.js";
 import { checkInputSize, type DecodeLimits, type ResolvedDecodeLimits } from "../serializers/limits.js";
+import type { Serializer } from "../serializers/serializer.js";
 import type { ResultMeta } from "./backend.js";
 import { metaFromStored } from "./exceptions.js";
 
@@ -82,8 +84,17 @@ export function checkAccepted(contentType: string, taskId: string, accept: Resul
   return type;
 }
 
-/** A decoder that takes limits: the built-in ones do; a custom serializer's decode ignores them. */
+/**
+ * A decoder that takes limits. The built-in yaml, msgpack and pickle serializers' own `decode` do;
+ * the json one stays plain `JSON.parse` (it is in every edge bundle), so results use `decodeJson`;
+ * a custom serializer's decode ignores them.
+ */
 type LimitedDecode = (bytes: Uint8Array, limits?: DecodeLimits) => unknown;
+
+function limitedDecoder(serializer: Serializer): LimitedDecode {
+  if (serializer === jsonSerializer) return decodeJson;
+  return (bytes, limits) => (serializer.decode as LimitedDecode).call(serializer, bytes, limits);
+}
 
 /**
  * Decodes one result body of `contentType` into a task meta. `taskId` is the id the backend
@@ -104,7 +115,7 @@ export function decodeResultMeta(
   if (!serializer) throw new ResultDecodeError(`the result of ${task} is ${type}, and no serializer for it is registered`, taskId || undefined);
   try {
     checkInputSize(bytes.length, limits, serializer.name);
-    const decoded = (serializer.decode as LimitedDecode).call(serializer, bytes, limits);
+    const decoded = limitedDecoder(serializer)(bytes, limits);
     return metaFromStored(decoded, taskId);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);

@@ -10,7 +10,7 @@
  * write the non-standard tokens `NaN`/`Infinity`, which strict JSON parsers (including our own
  * decoder, `JSON.parse`) reject.
  */
-import { CeleryError, SerializationError } from "../errors.js";
+import { SerializationError } from "../errors.js";
 import { formatPyFloat, pyIsoformat } from "../protocol/python-repr.js";
 import { checkValue, isPythonInt, type CheckOptions } from "./check.js";
 import { checkInputSize, limitError, resolveDecodeLimits, type DecodeLimits, type ResolvedDecodeLimits } from "./limits.js";
@@ -94,21 +94,14 @@ export function scanJson(text: string, limits: ResolvedDecodeLimits): void {
   let items = 1;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c === 0x22) {
+    if (c === 34) {
       // Skip the string: to the next quote that no backslash escapes.
-      for (i++; i < text.length; i++) {
-        const d = text.charCodeAt(i);
-        if (d === 0x5c) i++;
-        else if (d === 0x22) break;
-      }
-    } else if (c === 0x5b || c === 0x7b) {
+      while (++i < text.length && text.charCodeAt(i) !== 34) if (text.charCodeAt(i) === 92) i++;
+    } else if (c === 91 || c === 123) {
       if (++depth > limits.maxDepth) throw limitError("JSON", `containers nested more than ${limits.maxDepth} levels deep (maxDepth)`);
       items++;
-    } else if (c === 0x5d || c === 0x7d) {
-      depth--;
-    } else if (c === 0x2c) {
-      if (++items > limits.maxItems) throw limitError("JSON", `more than ${limits.maxItems} values (maxItems)`);
-    }
+    } else if (c === 93 || c === 125) depth--;
+    else if (c === 44 && ++items > limits.maxItems) throw limitError("JSON", `more than ${limits.maxItems} values (maxItems)`);
   }
 }
 
@@ -116,17 +109,25 @@ export function scanJson(text: string, limits: ResolvedDecodeLimits): void {
 export function decodeJson(bytes: Uint8Array, limits?: DecodeLimits): unknown {
   const resolved = resolveDecodeLimits(limits);
   checkInputSize(bytes.length, resolved, "JSON");
+  let text: string;
   try {
-    const text = decoder.decode(bytes);
-    scanJson(text, resolved);
+    text = decoder.decode(bytes);
+  } catch (err) {
+    throw new SerializationError(`body is not valid UTF-8 JSON: ${(err as Error).message}`, "body", { cause: err });
+  }
+  scanJson(text, resolved);
+  try {
     return JSON.parse(text);
   } catch (err) {
-    if (err instanceof CeleryError) throw err;
-    throw new SerializationError(`body is not valid UTF-8 JSON: ${err instanceof Error ? err.message : String(err)}`, "body", { cause: err });
+    throw new SerializationError(`body is not valid UTF-8 JSON: ${(err as Error).message}`, "body", { cause: err });
   }
 }
 
-export const jsonSerializer: Serializer & { decode(bytes: Uint8Array, limits?: DecodeLimits): unknown } = {
+/**
+ * The decode side is plain `JSON.parse`, whose parser is iterative: this serializer is in every edge
+ * bundle, which never reads results. Results are read with `decodeJson`, which adds the limits.
+ */
+export const jsonSerializer: Serializer = {
   name: "json",
   contentType: "application/json",
   contentEncoding: "utf-8",
@@ -135,5 +136,11 @@ export const jsonSerializer: Serializer & { decode(bytes: Uint8Array, limits?: D
     // ensure_ascii makes the text pure ASCII, so UTF-8 encoding cannot meet a lone surrogate.
     return encodeUtf8(dumpsJson(value));
   },
-  decode: decodeJson,
+  decode(bytes: Uint8Array): unknown {
+    try {
+      return JSON.parse(decoder.decode(bytes));
+    } catch (err) {
+      throw new SerializationError(`body is not valid UTF-8 JSON: ${(err as Error).message}`, "body", { cause: err });
+    }
+  },
 };

@@ -35,19 +35,14 @@ export const DEFAULT_DECODE_LIMITS: ResolvedDecodeLimits = Object.freeze({
   pickleMaxWork: 32_000_000,
 });
 
-/** The defaults with `limits` applied; each given limit must be a positive safe integer. */
+/** The defaults with `limits` applied; each limit must be a positive safe integer. (Small: the JSON decoder is in every edge bundle.) */
 export function resolveDecodeLimits(limits?: DecodeLimits): ResolvedDecodeLimits {
-  if (limits === undefined) return DEFAULT_DECODE_LIMITS;
-  const out = { ...DEFAULT_DECODE_LIMITS };
-  for (const key of Object.keys(DEFAULT_DECODE_LIMITS) as (keyof DecodeLimits)[]) {
-    const value = limits[key];
-    if (value === undefined) continue;
-    if (!Number.isSafeInteger(value) || value < 1) {
-      throw new ConfigurationError(`decodeLimits.${key} must be a positive integer, got ${String(value)}`, { code: "ERR_INVALID_OPTION" });
-    }
-    out[key] = value;
+  if (!limits) return DEFAULT_DECODE_LIMITS;
+  const out = { ...DEFAULT_DECODE_LIMITS, ...limits };
+  for (const [key, value] of Object.entries(out)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new ConfigurationError(`decodeLimits.${key} must be a positive integer, got ${value}`, { code: "ERR_INVALID_OPTION" });
   }
-  return Object.freeze(out);
+  return out;
 }
 
 /** Refuses input over `maxBytes` before any decoding work. */
