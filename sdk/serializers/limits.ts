@@ -38,11 +38,13 @@ export const DEFAULT_DECODE_LIMITS: ResolvedDecodeLimits = Object.freeze({
 /** The defaults with `limits` applied; each limit must be a positive safe integer. (Small: the JSON decoder is in every edge bundle.) */
 export function resolveDecodeLimits(limits?: DecodeLimits): ResolvedDecodeLimits {
   if (!limits) return DEFAULT_DECODE_LIMITS;
-  const out = { ...DEFAULT_DECODE_LIMITS, ...limits };
-  for (const [key, value] of Object.entries(out)) {
+  const out: Record<string, number> = { ...DEFAULT_DECODE_LIMITS };
+  for (const [key, value] of Object.entries(limits)) {
+    if (value === undefined) continue;
     if (!Number.isSafeInteger(value) || value < 1) throw new ConfigurationError(`decodeLimits.${key} must be a positive integer, got ${value}`, { code: "ERR_INVALID_OPTION" });
+    out[key] = value;
   }
-  return out;
+  return out as ResolvedDecodeLimits;
 }
 
 /** Refuses input over `maxBytes` before any decoding work. */
