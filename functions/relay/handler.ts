@@ -15,7 +15,6 @@ import { Mutex, relayRecord, type RelayDeps } from "./relay.js";
 
 const config = relayConfig();
 const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "celery-edge-relay" });
-const processor = new BatchProcessor(EventType.SQS);
 const park = config.parkQueueUrl ? { transport: new SqsTransport({ queueUrl: config.parkQueueUrl, useDelaySeconds: false }), thresholdSeconds: config.parkThresholdSeconds } : undefined;
 if (park && config.trustedForwarders.length === 0) {
   logger.warn("TRUSTED_FORWARDERS is empty: revokes are broadcast at once, so the owner of a parked task cannot be checked first");
@@ -65,7 +64,9 @@ function loadDeps(): Promise<RelayDeps> {
 
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   const d = await loadDeps();
-  return processPartialResponse(event, (record: SQSRecord) => relayRecord(record, d), processor, {
+  // A processor holds one batch's state: one per invocation, so overlapping invocations sharing a
+  // module (a local runner with several pollers) never report each other's failures.
+  return processPartialResponse(event, (record: SQSRecord) => relayRecord(record, d), new BatchProcessor(EventType.SQS), {
     context,
     // A broker outage fails the records, not the function: each backs off (ChangeMessageVisibility)
     // and comes back; only a record refused for its own content reaches the DLQ quickly.

@@ -13,7 +13,6 @@ import { handleSchedulerRecord, type SchedulerDeps } from "./scheduler.js";
 
 const config = schedulerConfig();
 const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "celery-edge-scheduler" });
-const processor = new BatchProcessor(EventType.SQS);
 const deps: SchedulerDeps = {
   scheduler: new SchedulerClient({}),
   intake: new SqsTransport({ queueUrl: config.intakeQueueUrl }),
@@ -29,7 +28,7 @@ const deps: SchedulerDeps = {
 };
 
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  return processPartialResponse(event, (record: SQSRecord) => handleSchedulerRecord(record, deps), processor, {
+  return processPartialResponse(event, (record: SQSRecord) => handleSchedulerRecord(record, deps), new BatchProcessor(EventType.SQS), {
     context,
     throwOnFullBatchFailure: false,
   });

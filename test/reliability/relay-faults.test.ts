@@ -3,7 +3,7 @@
  * real Celery worker. Figures are printed as `[reliability] …` lines and kept in RELIABILITY.md.
  *
  * Not repeated here (test/e2e/relay.test.ts): a malformed envelope dead-lettered after
- * maxReceiveCount with its reason logged; an exchange outside the allowlist and an unroutable key
+ * maxReceiveCount with its reason logged; an exchange outside the relay policy and an unroutable key
  * dead-lettered; an unreachable broker (TCP proxy down) redelivering every record until it is back.
  */
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";

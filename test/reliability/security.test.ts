@@ -2,8 +2,8 @@
  * Security: credentials never leak into relay logs, errors or messages; amqps:// works against a
  * real TLS endpoint and refuses one it cannot verify.
  *
- * Covered elsewhere, not repeated: the relay refuses exchanges outside its allowlist
- * (test/e2e/relay.test.ts, "refuses an exchange outside the allowlist…", and the relay-side rows
+ * Covered elsewhere, not repeated: the relay refuses destinations outside its policy
+ * (test/e2e/relay.test.ts, "refuses a RabbitMQ built-in exchange…" and test/e2e/relay-attacks.test.ts, and the relay-side rows
  * of test/unit/bad-input.test.ts); the CDK stack grants least privilege (test/infra/
  * celery-relay.test.ts, "CeleryRelay IAM": exact relay and scheduler role policies, grantSend =
  * sqs:SendMessage only, enforceSSL on every queue, cdk-nag AwsSolutions clean).
@@ -77,12 +77,12 @@ async function waitForLog(fragment: string, timeoutMs: number): Promise<void> {
 
 describe("credentials", () => {
   it("never appear in the relay's logs: published, refused, unroutable, and refused by the broker", async () => {
-    // Prepare / Act: a task that runs, one outside the allowlist, one unroutable…
+    // Prepare / Act: a task that runs, one outside the relay policy, one unroutable…
     const ok = await app.sendTask("tasks.echo", { args: ["secure"] });
     await app.sendTask("tasks.echo", { args: [], exchange: "amq.topic", routingKey: "x" });
     const unroutable = await app.sendTask("tasks.echo", { args: [], exchange: "celery_edge.topic", routingKey: "nobody.security" });
     await records.waitForAll(new Set([ok.id]), 20_000);
-    await waitForLog("not in the relay's allowlist", 20_000);
+    await waitForLog("destination is a RabbitMQ built-in exchange", 20_000);
     await waitForLog(unroutable.id, 20_000);
     // …and the broker refusing the relay's login: its password changes and its connection is cut.
     let during: string;
