@@ -34,7 +34,10 @@ async function main(): Promise<void> {
       queues: [{ name: "ce.default", declare: true }],
       exchanges: [{ exchange: "celery_edge.topic", routingKeys: ["video.*", "image.#"] }],
       contentTypes: ["application/json", "application/x-yaml", "application/x-msgpack"],
+      // The demo shows every serializer on both paths; a deployment leaves pickle off.
+      dangerouslyAllowPickle: true,
     }),
+    INTAKE_QUEUE_URL: intake.url,
     POWERTOOLS_LOG_LEVEL: "WARN",
   });
   const { handler } = await import("../functions/relay/handler.js");

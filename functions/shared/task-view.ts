@@ -5,11 +5,14 @@
  * park, authorize and log by this view, and refuse an envelope whose summary disagrees with it.
  * Also the checks that keep one record from closing the channel under its batch-mates.
  */
-import { decode as decodeMsgpack } from "@msgpack/msgpack";
-import { parse as parseYaml } from "yaml";
 import { EnvelopeError } from "../../sdk/errors.js";
 import { parseIso } from "../../sdk/protocol/isoformat.js";
 import type { HeaderValue, MessageProperties, TaskMessage, TaskMeta } from "../../sdk/protocol/message.js";
+import { decodeJson } from "../../sdk/serializers/json.js";
+import type { DecodeLimits } from "../../sdk/serializers/limits.js";
+import { decodeMsgpack } from "../../sdk/serializers/msgpack.js";
+import { decodePickle } from "../../sdk/serializers/pickle.js";
+import { decodeYaml } from "../../sdk/serializers/yaml.js";
 import { PICKLE_CONTENT_TYPE, controlPlaneReason } from "./policy.js";
 
 export interface TaskView {
@@ -30,6 +33,15 @@ export const MAX_HEADER_TABLE_BYTES = 64 * 1024;
 const MAX_SHORTSTR_BYTES = 255;
 /** The protocol 1 body is decoded to read it; refuse bodies whose decoding could be expensive. */
 const MAX_P1_BODY_BYTES = 256 * 1024;
+/** Far below the result readers' defaults: a relay container has little memory and many records. */
+const P1_LIMITS: DecodeLimits = { maxBytes: 4 * MAX_P1_BODY_BYTES, maxDepth: 64, maxItems: 100_000, pickleMaxWork: 4_000_000 };
+const P1_DECODERS: Record<string, (bytes: Uint8Array, limits: DecodeLimits) => unknown> = {
+  "application/json": decodeJson,
+  "application/x-yaml": decodeYaml,
+  "application/x-msgpack": decodeMsgpack,
+  // A data-only reader with work and size caps: it builds values, it never calls what a pickle names.
+  [PICKLE_CONTENT_TYPE]: decodePickle,
+};
 
 const ENCODING_OF: Record<string, string> = {
   "application/json": "utf-8",
@@ -147,19 +159,14 @@ async function inflateAtMost(bytes: Uint8Array, limit: number): Promise<Uint8Arr
 
 async function protocol1Body(m: TaskMessage): Promise<Record<string, unknown>> {
   const ct = m.properties.contentType;
-  if (ct === PICKLE_CONTENT_TYPE) refuse("a protocol 1 pickle body cannot be checked; send protocol 2");
   if (m.body.length > MAX_P1_BODY_BYTES) refuse(`a protocol 1 body over ${MAX_P1_BODY_BYTES} bytes cannot be checked; send protocol 2`);
   let bytes = m.body;
   if (m.properties.headers.compression !== undefined) bytes = await inflateAtMost(bytes, 4 * MAX_P1_BODY_BYTES);
   let body: unknown;
   try {
-    if (ct === "application/x-msgpack") body = decodeMsgpack(bytes, { maxDepth: 64 } as never);
-    else {
-      const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-      body = ct === "application/json" ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 0, schema: "core" });
-    }
+    body = P1_DECODERS[ct]!(bytes, P1_LIMITS);
   } catch {
-    refuse(`protocol 1 body is not valid ${ct}`);
+    refuse(`protocol 1 body is not valid ${ct} within the relay's decoding limits`);
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) refuse("protocol 1 body must be a mapping");
   return body as Record<string, unknown>;

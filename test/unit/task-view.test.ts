@@ -323,20 +323,36 @@ describe("readTaskView reads protocol 1 from the body", () => {
     expect(view).toEqual({ protocol: 1, id: "00000000-0000-4000-8000-000000000011", name: "tasks.echo", eta: "2030-01-02T03:04:05.678901+00:00", expires: "2030-01-03T00:00:00+00:00" });
   });
 
-  it("refuses a protocol 1 pickle body, which cannot be read safely", async () => {
+  it("reads a protocol 1 pickle body with the data-only, bounded pickle reader", async () => {
     // Arrange
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, serializer: "pickle" }, false);
+    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, serializer: "pickle", taskId: "p1-pickle" }, false);
 
-    // Act / Assess
-    await expectEnvelopeRefusal(() => readTaskView(m), /protocol 1 pickle body cannot be checked/);
+    // Act
+    const view = await readTaskView(m);
+
+    // Assess
+    expect(view).toEqual({ protocol: 1, id: "p1-pickle", name: "tasks.add", eta: null, expires: null });
   });
 
-  it("refuses a compressed protocol 1 pickle body as well", async () => {
+  it("reads a compressed protocol 1 pickle body as well", async () => {
     // Arrange
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, serializer: "pickle", compression: "zlib" }, false);
+    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, serializer: "pickle", compression: "zlib", taskId: "p1-pickle-z" }, false);
+
+    // Act
+    const view = await readTaskView(m);
+
+    // Assess
+    expect(view.id).toBe("p1-pickle-z");
+  });
+
+  it("refuses a protocol 1 pickle body that would build more than the relay's limits allow", async () => {
+    // Arrange: a list of 120 000 small ints (240 KB, under the size cap) (protocol 2 opcodes, BININT1 + APPENDS), over maxItems.
+    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, serializer: "pickle" }, false);
+    const items = new Uint8Array(120_000 * 2).map((_, i) => (i % 2 === 0 ? 0x4b : 1));
+    const bomb = new Uint8Array([0x80, 0x02, 0x5d, 0x28, ...items, 0x65, 0x2e]);
 
     // Act / Assess
-    await expectEnvelopeRefusal(() => readTaskView(m), /pickle/);
+    await expectEnvelopeRefusal(() => readTaskView({ ...m, body: bomb }), /not valid application\/x-python-serialize within the relay's decoding limits/);
   });
 
   it("refuses a protocol 1 body that is a list", async () => {
@@ -357,13 +373,14 @@ describe("readTaskView reads protocol 1 from the body", () => {
     await expectEnvelopeRefusal(() => readTaskView(broken), /protocol 1 body is not valid application\/json/);
   });
 
-  it("refuses a protocol 1 YAML body that uses an alias", async () => {
-    // Arrange
+  it("refuses a deeply nested protocol 1 YAML body before the yaml library recurses into it", async () => {
+    // Arrange: 20 KB of nested flow sequences (this aborted V8 inside the yaml library).
     const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, serializer: "yaml" }, false);
-    const aliased = { ...m, body: encoder.encode("task: &t tasks.add\nid: *t\n") };
+    const nested = { ...m, body: encoder.encode(`task: tasks.add\nid: x\nargs: ${"[".repeat(10_000)}${"]".repeat(10_000)}\n`) };
 
     // Act / Assess
-    await expectEnvelopeRefusal(() => readTaskView(aliased), /not valid application\/x-yaml/);
+    await expectEnvelopeRefusal(() => readTaskView(nested), /not valid application\/x-yaml within the relay's decoding limits/);
+    await expectEnvelopeRefusal(() => readTaskView(nested), /not valid application\/x-yaml/);
   });
 
   it("refuses a compressed protocol 1 body that does not decompress", async () => {
