@@ -30,6 +30,7 @@ export {
   PayloadTooLargeError,
   EnvelopeError,
   PolicyError,
+  ResultDecodeError,
   ResultBackendError,
   TaskFailedError,
   BatchPublishError,

@@ -34,6 +34,7 @@ export {
   PayloadTooLargeError,
   EnvelopeError,
   PolicyError,
+  ResultDecodeError,
   ResultBackendError,
   TaskFailedError,
   BatchPublishError,

@@ -158,34 +158,43 @@ describe.each(["json", "msgpack", "yaml", "pickle"])("the redis:// backend with 
     expect(failure.traceback).toContain(`ValueError: boom with ${serializer}`);
   });
 
-  it("reads the result even when the app was not told the worker's result_serializer", async () => {
-    // Arrange
+  it("reads the worker's result only as the app's resultSerializer, never guessing the format from the bytes", async () => {
+    // Arrange: an app left at the default (json) resultSerializer and resultAccept.
     const unaware = newApp(queue);
     const { add } = tasksOf(unaware);
 
     // Act
-    const value = await (await add.delay(19, 23)).get({ timeout: 15_000 });
+    const result = await add.delay(19, 23);
+    const outcome = await result.get({ timeout: 15_000 }).catch((err: unknown) => err);
     await unaware.close();
 
     // Assert
-    expect(value).toBe(42);
+    if (serializer === "json") expect(outcome).toBe(42);
+    else expect(outcome).toMatchObject({ name: "ResultDecodeError", code: "ERR_RESULT_DECODE", taskId: result.id });
   });
 });
 
 describe("reading what Celery stores", () => {
-  it("decodes a meta in the format its bytes show when the configured serializer cannot read it", () => {
+  it("refuses a meta in another format than the configured serializer's instead of guessing the format from its bytes", () => {
     // Arrange
     const meta = { status: "SUCCESS", result: [1, "two"], traceback: null, children: [], date_done: "2024-01-02T03:04:05.000006", task_id: "t-1" };
     const bytes = getSerializer("msgpack").encode(meta);
 
     // Act
-    const decoded = decodeStoredMeta(bytes, "t-1", "json");
+    const error = (() => {
+      try {
+        decodeStoredMeta(bytes, "t-1", "json");
+      } catch (err) {
+        return err;
+      }
+    })();
 
     // Assert
-    expect(decoded).toEqual({ taskId: "t-1", status: "SUCCESS", result: [1, "two"], traceback: null, dateDone: "2024-01-02T03:04:05.000006" });
+    expect(error).toMatchObject({ name: "ResultDecodeError", code: "ERR_RESULT_DECODE", taskId: "t-1" });
+    expect(decodeStoredMeta(bytes, "t-1", "msgpack")).toEqual({ taskId: "t-1", status: "SUCCESS", result: [1, "two"], traceback: null, dateDone: "2024-01-02T03:04:05.000006" });
   });
 
-  it("rejects bytes that are no Celery meta with ResultBackendError naming the serializers tried", () => {
+  it("rejects bytes that are no Celery meta with ResultBackendError naming the task and the serializer", () => {
     // Act
     const error = (() => {
       try {
@@ -197,7 +206,7 @@ describe("reading what Celery stores", () => {
 
     // Assert
     expect(error).toBeInstanceOf(ResultBackendError);
-    expect((error as Error).message).toContain("task t-2 as json or yaml");
+    expect((error as Error).message).toContain("task t-2 as json");
   });
 
   it.each([
