@@ -18,6 +18,7 @@ import { CfnScheduleGroup } from "aws-cdk-lib/aws-scheduler";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Queue, QueueEncryption, type IQueue, type QueueProps } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import { relayEnvironment, schedulerEnvironment } from "../functions/shared/environment.js";
 import { DEFAULT_RELAY_POLICY, resolvePolicy, type RelayPolicy } from "../functions/shared/policy.js";
 import { ConfigurationError } from "../sdk/errors.js";
 
@@ -306,14 +307,16 @@ export class CeleryRelay extends Construct {
       environment: {
         // A full ARN when known; an imported-by-name secret's ARN ends in a `-??????` pattern
         // that GetSecretValue rejects, so its name is passed instead (SecretId takes either).
-        BROKER_SECRET_ARN: props.brokerSecret.secretFullArn ?? props.brokerSecret.secretName,
-        RELAY_POLICY: relayPolicy,
-        TRUSTED_FORWARDERS: stack.toJsonString([schedulerRole.roleId]),
-        INTAKE_QUEUE_URL: intakeQueue.queueUrl,
-        RELAY_RETRY_BASE_SECONDS: String(config.retryBase.toSeconds()),
-        RELAY_RETRY_MAX_SECONDS: String(config.retryMax.toSeconds()),
-        PARK_QUEUE_URL: schedulerQueue.queueUrl,
-        PARK_THRESHOLD_SECONDS: String(config.parkThreshold.toSeconds()),
+        ...relayEnvironment({
+          brokerSecretArn: props.brokerSecret.secretFullArn ?? props.brokerSecret.secretName,
+          policyJson: relayPolicy,
+          trustedForwardersJson: stack.toJsonString([schedulerRole.roleId]),
+          intakeQueueUrl: intakeQueue.queueUrl,
+          retryBaseSeconds: config.retryBase.toSeconds(),
+          retryMaxSeconds: config.retryMax.toSeconds(),
+          parkQueueUrl: schedulerQueue.queueUrl,
+          parkThresholdSeconds: config.parkThreshold.toSeconds(),
+        }),
         POWERTOOLS_SERVICE_NAME: "celery-edge-relay",
         POWERTOOLS_LOG_LEVEL: config.logLevel,
         NODE_OPTIONS: "--enable-source-maps",
@@ -412,17 +415,19 @@ export class CeleryRelay extends Construct {
       logGroup: schedulerLogGroup,
       bundling: bundlingOptions(config.bundleAwsSdk),
       environment: {
-        INTAKE_QUEUE_URL: intakeQueue.queueUrl,
-        SCHEDULER_QUEUE_ARN: schedulerQueue.queueArn,
-        SCHEDULE_GROUP: scheduleGroup.ref,
-        SCHEDULER_ROLE_ARN: scheduleRole.roleArn,
-        SCHEDULE_DLQ_ARN: scheduleDeadLetterQueue.queueArn,
-        PARK_THRESHOLD_SECONDS: String(config.parkThreshold.toSeconds()),
-        LEAD_SECONDS: String(config.scheduleLeadTime.toSeconds()),
-        RELAY_POLICY: relayPolicy,
-        // The relay forwards park requests and revokes; fired schedules arrive as the schedule role.
-        // Both carry the original sender, and only a schedule's own record may say "release".
-        TRUSTED_FORWARDERS: stack.toJsonString([relayRole.roleId, scheduleRole.roleId]),
+        ...schedulerEnvironment({
+          intakeQueueUrl: intakeQueue.queueUrl,
+          schedulerQueueArn: schedulerQueue.queueArn,
+          scheduleGroup: scheduleGroup.ref,
+          schedulerRoleArn: scheduleRole.roleArn,
+          scheduleDlqArn: scheduleDeadLetterQueue.queueArn,
+          parkThresholdSeconds: config.parkThreshold.toSeconds(),
+          leadSeconds: config.scheduleLeadTime.toSeconds(),
+          policyJson: relayPolicy,
+          // The relay forwards park requests and revokes; fired schedules arrive as the schedule
+          // role. Both carry the original sender, and only a schedule's own record may say "release".
+          trustedForwardersJson: stack.toJsonString([relayRole.roleId, scheduleRole.roleId]),
+        }),
         POWERTOOLS_SERVICE_NAME: "celery-edge-scheduler",
         POWERTOOLS_LOG_LEVEL: config.logLevel,
         NODE_OPTIONS: "--enable-source-maps",

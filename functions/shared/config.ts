@@ -2,6 +2,7 @@
  * @module
  * The only place the functions read `process.env`. Read once per container, at module scope.
  */
+import { RELAY_ENV as R, SCHEDULER_ENV as S } from "./environment.js";
 import { policyFromEnv, type ResolvedPolicy } from "./policy.js";
 
 export interface RelayConfig {
@@ -51,6 +52,10 @@ export interface SchedulerConfig {
 
 type Env = Record<string, string | undefined>;
 
+// Until the wire module holds them: the parking defaults the construct also uses.
+const DEFAULT_PARK_THRESHOLD_SECONDS = 900;
+const DEFAULT_LEAD_SECONDS = 120;
+
 function required(env: Env, name: string): string {
   const v = env[name];
   if (!v) throw new Error(`environment variable ${name} is required`);
@@ -84,31 +89,31 @@ export function relayConfig(env: Env = process.env): RelayConfig {
   if (env.ALLOWED_EXCHANGES) {
     throw new Error("ALLOWED_EXCHANGES is replaced by RELAY_POLICY (see docs/deploy.md, \"Relay policy\")");
   }
-  if (!env.BROKER_SECRET_ARN && !env.BROKER_URL) throw new Error("set BROKER_SECRET_ARN (or BROKER_URL for local runs)");
+  if (!env[R.brokerSecretArn] && !env[R.brokerUrl]) throw new Error("set BROKER_SECRET_ARN (or BROKER_URL for local runs)");
   return {
-    brokerSecretArn: env.BROKER_SECRET_ARN || undefined,
-    brokerUrl: env.BROKER_URL || undefined,
-    policy: policyFromEnv(env.RELAY_POLICY),
-    trustedForwarders: principals(env, "TRUSTED_FORWARDERS"),
-    intakeQueueUrl: env.INTAKE_QUEUE_URL || undefined,
-    retry: { baseSeconds: seconds(env, "RELAY_RETRY_BASE_SECONDS", 30), maxSeconds: seconds(env, "RELAY_RETRY_MAX_SECONDS", 900) },
-    parkQueueUrl: env.PARK_QUEUE_URL || undefined,
-    parkThresholdSeconds: seconds(env, "PARK_THRESHOLD_SECONDS", 900),
-    forceMandatory: env.RELAY_FORCE_MANDATORY !== "false",
+    brokerSecretArn: env[R.brokerSecretArn] || undefined,
+    brokerUrl: env[R.brokerUrl] || undefined,
+    policy: policyFromEnv(env[R.policy]),
+    trustedForwarders: principals(env, R.trustedForwarders),
+    intakeQueueUrl: env[R.intakeQueueUrl] || undefined,
+    retry: { baseSeconds: seconds(env, R.retryBaseSeconds, 30), maxSeconds: seconds(env, R.retryMaxSeconds, 900) },
+    parkQueueUrl: env[R.parkQueueUrl] || undefined,
+    parkThresholdSeconds: seconds(env, R.parkThresholdSeconds, DEFAULT_PARK_THRESHOLD_SECONDS),
+    forceMandatory: env[R.forceMandatory] !== "false",
   };
 }
 
 export function schedulerConfig(env: Env = process.env): SchedulerConfig {
   return {
-    intakeQueueUrl: required(env, "INTAKE_QUEUE_URL"),
-    schedulerQueueArn: required(env, "SCHEDULER_QUEUE_ARN"),
-    schedulerQueueUrl: env.SCHEDULER_QUEUE_URL || undefined,
-    scheduleGroup: required(env, "SCHEDULE_GROUP"),
-    schedulerRoleArn: required(env, "SCHEDULER_ROLE_ARN"),
-    scheduleDlqArn: env.SCHEDULE_DLQ_ARN || undefined,
-    parkThresholdSeconds: seconds(env, "PARK_THRESHOLD_SECONDS", 900),
-    leadSeconds: seconds(env, "LEAD_SECONDS", 120),
-    policy: policyFromEnv(env.RELAY_POLICY),
-    trustedForwarders: principals(env, "TRUSTED_FORWARDERS"),
+    intakeQueueUrl: required(env, S.intakeQueueUrl),
+    schedulerQueueArn: required(env, S.schedulerQueueArn),
+    schedulerQueueUrl: env[S.schedulerQueueUrl] || undefined,
+    scheduleGroup: required(env, S.scheduleGroup),
+    schedulerRoleArn: required(env, S.schedulerRoleArn),
+    scheduleDlqArn: env[S.scheduleDlqArn] || undefined,
+    parkThresholdSeconds: seconds(env, S.parkThresholdSeconds, DEFAULT_PARK_THRESHOLD_SECONDS),
+    leadSeconds: seconds(env, S.leadSeconds, DEFAULT_LEAD_SECONDS),
+    policy: policyFromEnv(env[S.policy]),
+    trustedForwarders: principals(env, S.trustedForwarders),
   };
 }

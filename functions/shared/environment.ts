@@ -1,0 +1,87 @@
+/**
+ * @module
+ * The environment contract between the construct (which writes it) and the functions (which read
+ * it, in config.ts): every variable's name in one place, and one writer per function that takes
+ * typed values. Values may be CDK tokens (strings that resolve at deploy time), so the writers take
+ * strings where the construct only has a token.
+ */
+
+/** Variable names of the relay function. */
+export const RELAY_ENV = {
+  brokerSecretArn: "BROKER_SECRET_ARN",
+  /** Local runs and tests only: a plain broker URL instead of a secret. */
+  brokerUrl: "BROKER_URL",
+  policy: "RELAY_POLICY",
+  trustedForwarders: "TRUSTED_FORWARDERS",
+  intakeQueueUrl: "INTAKE_QUEUE_URL",
+  retryBaseSeconds: "RELAY_RETRY_BASE_SECONDS",
+  retryMaxSeconds: "RELAY_RETRY_MAX_SECONDS",
+  parkQueueUrl: "PARK_QUEUE_URL",
+  parkThresholdSeconds: "PARK_THRESHOLD_SECONDS",
+  forceMandatory: "RELAY_FORCE_MANDATORY",
+} as const;
+
+/** Variable names of the scheduler function. */
+export const SCHEDULER_ENV = {
+  intakeQueueUrl: "INTAKE_QUEUE_URL",
+  schedulerQueueArn: "SCHEDULER_QUEUE_ARN",
+  schedulerQueueUrl: "SCHEDULER_QUEUE_URL",
+  scheduleGroup: "SCHEDULE_GROUP",
+  schedulerRoleArn: "SCHEDULER_ROLE_ARN",
+  scheduleDlqArn: "SCHEDULE_DLQ_ARN",
+  parkThresholdSeconds: "PARK_THRESHOLD_SECONDS",
+  leadSeconds: "LEAD_SECONDS",
+  policy: "RELAY_POLICY",
+  trustedForwarders: "TRUSTED_FORWARDERS",
+} as const;
+
+/** What the relay needs; JSON-valued fields are already JSON (the construct may hold tokens in them). */
+export interface RelayEnvironment {
+  brokerSecretArn: string;
+  policyJson: string;
+  trustedForwardersJson: string;
+  intakeQueueUrl: string;
+  retryBaseSeconds: number;
+  retryMaxSeconds: number;
+  parkQueueUrl: string;
+  parkThresholdSeconds: number;
+}
+
+export interface SchedulerEnvironment {
+  intakeQueueUrl: string;
+  schedulerQueueArn: string;
+  scheduleGroup: string;
+  schedulerRoleArn: string;
+  scheduleDlqArn: string;
+  parkThresholdSeconds: number;
+  leadSeconds: number;
+  policyJson: string;
+  trustedForwardersJson: string;
+}
+
+export function relayEnvironment(e: RelayEnvironment): Record<string, string> {
+  return {
+    [RELAY_ENV.brokerSecretArn]: e.brokerSecretArn,
+    [RELAY_ENV.policy]: e.policyJson,
+    [RELAY_ENV.trustedForwarders]: e.trustedForwardersJson,
+    [RELAY_ENV.intakeQueueUrl]: e.intakeQueueUrl,
+    [RELAY_ENV.retryBaseSeconds]: String(e.retryBaseSeconds),
+    [RELAY_ENV.retryMaxSeconds]: String(e.retryMaxSeconds),
+    [RELAY_ENV.parkQueueUrl]: e.parkQueueUrl,
+    [RELAY_ENV.parkThresholdSeconds]: String(e.parkThresholdSeconds),
+  };
+}
+
+export function schedulerEnvironment(e: SchedulerEnvironment): Record<string, string> {
+  return {
+    [SCHEDULER_ENV.intakeQueueUrl]: e.intakeQueueUrl,
+    [SCHEDULER_ENV.schedulerQueueArn]: e.schedulerQueueArn,
+    [SCHEDULER_ENV.scheduleGroup]: e.scheduleGroup,
+    [SCHEDULER_ENV.schedulerRoleArn]: e.schedulerRoleArn,
+    [SCHEDULER_ENV.scheduleDlqArn]: e.scheduleDlqArn,
+    [SCHEDULER_ENV.parkThresholdSeconds]: String(e.parkThresholdSeconds),
+    [SCHEDULER_ENV.leadSeconds]: String(e.leadSeconds),
+    [SCHEDULER_ENV.policy]: e.policyJson,
+    [SCHEDULER_ENV.trustedForwarders]: e.trustedForwardersJson,
+  };
+}
