@@ -84,13 +84,15 @@ function toInstant(value: Date | string, field: string): Instant {
 const asList = (s: Signature | Signature[] | undefined): Signature[] | null => (s === undefined ? null : Array.isArray(s) ? s : [s]);
 
 export class Celery implements ResultHost {
-  readonly options: Readonly<CeleryOptions>;
+  // `declare`d fields are assigned in the constructor and emit no class-field definition (their
+  // names would be in every edge bundle twice).
+  declare readonly options: Readonly<CeleryOptions>;
   /** Celery's `oid`: the `reply_to` of every message, and the rpc backend's queue. */
   readonly oid: string = uuid();
-  private readonly router: Router;
-  private readonly origin: string;
-  private readonly brokerTransport: Transport;
-  private backend: ResultBackend | undefined;
+  declare private readonly router: Router;
+  declare private readonly origin: string;
+  declare private readonly brokerTransport: Transport;
+  declare private backend: ResultBackend | undefined;
   private closed = false;
 
   constructor(options: CeleryOptions) {

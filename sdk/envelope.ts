@@ -6,6 +6,7 @@
  */
 import { fromBase64, toBase64 } from "./base64.js";
 import { EnvelopeError } from "./errors.js";
+import { strictUtf8, utf8Encoder } from "./serializers/utf8.js";
 import type { EnvelopeStage, HeaderValue, MessageProperties, TaskMessage } from "./protocol/message.js";
 import type { QueueDeclaration } from "./routing.js";
 
@@ -31,15 +32,11 @@ export interface Envelope {
   stage?: EnvelopeStage;
 }
 
-const textDecoder = new TextDecoder("utf-8", { fatal: true });
-const textEncoder = new TextEncoder();
-
 function bodyAsText(m: TaskMessage): string | null {
   if (m.properties.contentEncoding !== "utf-8" || m.properties.headers.compression !== undefined) return null;
   try {
-    const text = textDecoder.decode(m.body);
-    // Only when the text re-encodes to the same bytes (no BOM games), so the relay's bytes match.
-    return textEncoder.encode(text).length === m.body.length ? text : null;
+    // Strict and BOM-keeping: the text re-encodes to the very same bytes, so the relay's bytes match.
+    return strictUtf8.decode(m.body);
   } catch {
     return null;
   }
@@ -168,7 +165,7 @@ export function readEnvelope(text: string): { message: TaskMessage; stage: Envel
   const encoding = e.bodyEncoding;
   need(encoding === "utf-8" || encoding === "base64", null, 'bodyEncoding must be "utf-8" or "base64"');
   const bodyText = str(e, "body", "")!;
-  const body = encoding === "utf-8" ? textEncoder.encode(bodyText) : fromBase64(bodyText);
+  const body = encoding === "utf-8" ? utf8Encoder.encode(bodyText) : fromBase64(bodyText);
   need(body !== null, null, "body is not valid base64");
   const message: TaskMessage = {
     exchange: str(e, "exchange", "")!,

@@ -27,8 +27,9 @@ export type ErrorCode =
   | "ERR_RESULT_DECODE"
   | "ERR_CLOSED";
 
+// Fields are `declare`d and assigned in constructors: no class-field definitions in every bundle.
 export class CeleryError extends Error {
-  readonly code: ErrorCode;
+  declare readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;
@@ -45,7 +46,7 @@ export class ConfigurationError extends CeleryError {
 
 /** A value the chosen serializer cannot carry; `path` names where it sits (e.g. `args[1].when`). */
 export class SerializationError extends CeleryError {
-  readonly path: string;
+  declare readonly path: string;
   constructor(message: string, path: string, options?: ErrorOptions) {
     super("ERR_SERIALIZATION", message, options);
     this.path = path;
@@ -82,7 +83,7 @@ export class UnsupportedRuntimeError extends CeleryError {
 }
 
 export class SchedulingError extends CeleryError {
-  readonly taskId: string | undefined;
+  declare readonly taskId: string | undefined;
   constructor(message: string, taskId?: string, options?: ErrorOptions) {
     super("ERR_SCHEDULING", message, options);
     this.taskId = taskId;
@@ -90,8 +91,8 @@ export class SchedulingError extends CeleryError {
 }
 
 export class PayloadTooLargeError extends CeleryError {
-  readonly size: number;
-  readonly limit: number;
+  declare readonly size: number;
+  declare readonly limit: number;
   constructor(what: string, size: number, limit: number, options?: ErrorOptions) {
     super("ERR_PAYLOAD_TOO_LARGE", `${what} is ${size} bytes, over the ${limit}-byte limit`, options);
     this.size = size;
@@ -126,7 +127,7 @@ export class ResultBackendError extends CeleryError {
  */
 export class ResultDecodeError extends ResultBackendError {
   override readonly code: ErrorCode = "ERR_RESULT_DECODE";
-  readonly taskId: string | undefined;
+  declare readonly taskId: string | undefined;
   constructor(message: string, taskId?: string, options?: ErrorOptions) {
     super(message, options);
     this.taskId = taskId;
@@ -135,10 +136,10 @@ export class ResultDecodeError extends ResultBackendError {
 
 /** A task that raised in the worker; carries Python's exception type, message and traceback. */
 export class TaskFailedError extends CeleryError {
-  readonly taskId: string;
-  readonly excType: string;
-  readonly excMessage: string;
-  readonly traceback: string | null;
+  declare readonly taskId: string;
+  declare readonly excType: string;
+  declare readonly excMessage: string;
+  declare readonly traceback: string | null;
   constructor(taskId: string, excType: string, excMessage: string, traceback: string | null) {
     super("ERR_TASK_FAILED", `task ${taskId} raised ${excType}: ${excMessage}`);
     this.taskId = taskId;
@@ -150,7 +151,7 @@ export class TaskFailedError extends CeleryError {
 
 /** Some tasks of a batch were not sent; `outcomes` says, per task in call order, which and why. */
 export class BatchPublishError extends CeleryError {
-  readonly outcomes: ReadonlyArray<{ ok: true; id: string } | { ok: false; id: string; error: CeleryError }>;
+  declare readonly outcomes: ReadonlyArray<{ ok: true; id: string } | { ok: false; id: string; error: CeleryError }>;
   constructor(outcomes: BatchPublishError["outcomes"]) {
     const failed = outcomes.filter((o) => !o.ok).length;
     super("ERR_BATCH", `${failed} of ${outcomes.length} tasks were not sent`);

@@ -106,46 +106,69 @@ const show = (v: unknown): string => {
     return Object.prototype.toString.call(v);
   }
 };
-
-export function checkTaskName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || name.trim() === "") throw invalid(`task name must be a non-empty string, got ${show(name)}`);
-}
+/** The one shape of an option error: `<field> must be <what>, got <value>`. */
+const wrong = (field: string, what: string, v: unknown): ConfigurationError => invalid(`${field} must be ${what}, got ${show(v)}`);
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && isPlainDict(v);
+const isNonEmptyString = (v: unknown): boolean => typeof v === "string" && v !== "";
+const isTaskName = (v: unknown): v is string => typeof v === "string" && v.trim() !== "";
+// Comparisons are false for NaN and for non-numbers that do not convert, so these need no isFinite.
+const isNonNegative = (v: unknown): boolean => typeof v === "number" && v >= 0 && v < Infinity;
 
-function checkNonNegative(field: string, v: unknown, integer = false): void {
-  if (v === undefined) return;
-  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v))) {
-    throw invalid(`${field} must be a ${integer ? "non-negative integer" : "finite number ≥ 0"}, got ${show(v)}`);
+/** An optional field: unset, or passing `ok`, which wants `what`. */
+type Rule = readonly [field: string, ok: (v: any) => boolean, what: string];
+
+const NON_EMPTY_STRING = "a non-empty string";
+const FINITE_NON_NEGATIVE = "a finite number ≥ 0";
+const BOOLEAN: Rule[1] = (v) => typeof v === "boolean";
+
+const SEND_RULES: readonly Rule[] = [
+  ["queue", isNonEmptyString, NON_EMPTY_STRING],
+  ["exchange", (v) => typeof v === "string", "a string"],
+  ["routingKey", isNonEmptyString, NON_EMPTY_STRING],
+  ["serializer", isNonEmptyString, NON_EMPTY_STRING],
+  ["priority", (v) => Number.isInteger(v) && v >= 0 && v <= 255, "an integer from 0 to 255"],
+  ["compression", (v) => v === "zlib" || v === "gzip", '"zlib" or "gzip"'],
+  ["protocol", (v) => v === 1 || v === 2, "1 or 2"],
+  ["mandatory", BOOLEAN, "a boolean"],
+  ["immediate", BOOLEAN, "a boolean"],
+  ["ignoreResult", BOOLEAN, "a boolean"],
+  ["connectTimeout", (v) => typeof v === "number" && v > 0, "a positive number of milliseconds"],
+  ["timeLimit", isNonNegative, FINITE_NON_NEGATIVE],
+  ["softTimeLimit", isNonNegative, FINITE_NON_NEGATIVE],
+  ["headers", isPlainObject, "a plain object"],
+];
+
+const DATE_OR_ISO: Rule[1] = (v) => v instanceof Date || typeof v === "string";
+
+const APPLY_RULES: readonly Rule[] = [
+  ["args", Array.isArray, "an array"],
+  ["kwargs", isPlainObject, "a plain object"],
+  ["countdown", isNonNegative, FINITE_NON_NEGATIVE],
+  ["eta", DATE_OR_ISO, "a Date or an ISO 8601 string"],
+  ["expires", (v) => DATE_OR_ISO(v) || Number.isFinite(v), "finite seconds, a Date or an ISO 8601 string"],
+  ["taskId", isNonEmptyString, NON_EMPTY_STRING],
+  ["parentId", isNonEmptyString, NON_EMPTY_STRING],
+  ["rootId", isNonEmptyString, NON_EMPTY_STRING],
+  ["shadow", isNonEmptyString, NON_EMPTY_STRING],
+  ["retries", (v) => isNonNegative(v) && Number.isInteger(v), "a non-negative integer"],
+];
+
+function checkRules(o: Record<string, unknown>, rules: readonly Rule[]): void {
+  for (const [field, ok, what] of rules) {
+    const v = o[field];
+    if (v !== undefined && !ok(v)) throw wrong(field, what, v);
   }
 }
 
-function checkOptionalString(field: string, v: unknown): void {
-  if (v !== undefined && (typeof v !== "string" || (field !== "exchange" && v === ""))) {
-    throw invalid(`${field} must be a ${field === "exchange" ? "" : "non-empty "}string, got ${show(v)}`);
-  }
+export function checkTaskName(name: unknown): asserts name is string {
+  if (!isTaskName(name)) throw wrong("task name", NON_EMPTY_STRING, name);
 }
 
 /** Checks options shared by tasks and calls. */
 export function checkSendOptions(o: SendOptions): void {
-  for (const f of ["queue", "exchange", "routingKey", "serializer"] as const) checkOptionalString(f, o[f]);
-  if (o.priority !== undefined && (typeof o.priority !== "number" || !Number.isInteger(o.priority) || o.priority < 0 || o.priority > 255)) {
-    throw invalid(`priority must be an integer from 0 to 255, got ${show(o.priority)}`);
-  }
-  if (o.compression !== undefined && o.compression !== "zlib" && o.compression !== "gzip") {
-    throw invalid(`compression must be "zlib" or "gzip", got ${show(o.compression)}`);
-  }
-  if (o.protocol !== undefined && o.protocol !== 1 && o.protocol !== 2) throw invalid(`protocol must be 1 or 2, got ${show(o.protocol)}`);
-  for (const f of ["mandatory", "immediate", "ignoreResult"] as const) {
-    if (o[f] !== undefined && typeof o[f] !== "boolean") throw invalid(`${f} must be a boolean, got ${show(o[f])}`);
-  }
-  if (o.connectTimeout !== undefined && (typeof o.connectTimeout !== "number" || !(o.connectTimeout > 0))) {
-    throw invalid(`connectTimeout must be a positive number of milliseconds, got ${show(o.connectTimeout)}`);
-  }
-  checkNonNegative("timeLimit", o.timeLimit);
-  checkNonNegative("softTimeLimit", o.softTimeLimit);
+  checkRules(o as Record<string, unknown>, SEND_RULES);
   if (o.headers !== undefined) {
-    if (!isPlainObject(o.headers)) throw invalid(`headers must be a plain object, got ${show(o.headers)}`);
     for (const key of Object.keys(o.headers)) {
       if (PROTOCOL_HEADERS.has(key)) throw invalid(`headers.${key} would overwrite Celery's own "${key}" header; use the matching option instead`);
     }
@@ -160,7 +183,7 @@ export function checkSendOptions(o: SendOptions): void {
 function checkHeaderValue(v: unknown, path: string, seen: Set<object>): void {
   if (typeof v === "number" ? Number.isFinite(v) : v === null || typeof v === "string" || typeof v === "boolean") return;
   if (!(Array.isArray(v) || isPlainObject(v)) || seen.has(v)) {
-    throw invalid(`${path} must be a string, finite number, boolean, null, array or plain object (no cycles), got ${show(v)}`);
+    throw wrong(path, "a string, finite number, boolean, null, array or plain object (no cycles)", v);
   }
   seen.add(v);
   for (const [k, x] of Object.entries(v)) {
@@ -172,38 +195,27 @@ function checkHeaderValue(v: unknown, path: string, seen: Set<object>): void {
   seen.delete(v);
 }
 
-function checkDate(field: string, v: unknown): void {
-  if (v instanceof Date) {
-    if (!isPythonDate(v)) throw invalid(`${field} is an invalid Date or outside Python's years 1-9999, got ${show(v)}`);
-  } else if (typeof v !== "string") {
-    throw invalid(`${field} must be a Date or an ISO 8601 string, got ${show(v)}`);
+/** Refuses a time (a Date, or seconds from now) that Python's datetime cannot hold. */
+function checkPythonDate(field: string, v: unknown): void {
+  const seconds = typeof v === "number";
+  const date = seconds ? new Date(Date.now() + v * 1000) : v;
+  if (date instanceof Date && !isPythonDate(date)) {
+    throw invalid(`${field} is ${seconds ? "" : "an invalid Date or "}outside Python's years 1-9999, got ${show(v)}${seconds ? " seconds from now" : ""}`);
   }
 }
 
 /** Checks one call's options (after the task's defaults were merged in). */
 export function checkApplyOptions(o: ApplyOptions): void {
-  if (!isPlainObject(o)) throw invalid(`options must be a plain object, got ${show(o)}`);
+  if (!isPlainObject(o)) throw wrong("options", "a plain object", o);
   checkSendOptions(o);
-  if (o.args !== undefined && !Array.isArray(o.args)) throw invalid(`args must be an array, got ${show(o.args)}`);
-  if (o.kwargs !== undefined && !isPlainObject(o.kwargs)) throw invalid(`kwargs must be a plain object, got ${show(o.kwargs)}`);
   if (o.countdown !== undefined && o.eta !== undefined) throw invalid("countdown and eta are mutually exclusive: pass one");
-  checkNonNegative("countdown", o.countdown);
-  if (o.countdown !== undefined && !isPythonDate(new Date(Date.now() + (o.countdown as number) * 1000))) throw invalid(`countdown ${show(o.countdown)} puts the eta past Python's year 9999`);
-  if (o.eta !== undefined) checkDate("eta", o.eta);
-  if (o.expires !== undefined) {
-    if (typeof o.expires === "number") {
-      if (!Number.isFinite(o.expires)) throw invalid(`expires must be finite seconds, got ${show(o.expires)}`);
-      if (!isPythonDate(new Date(Date.now() + o.expires * 1000))) throw invalid(`expires ${show(o.expires)} seconds from now is outside Python's years 1-9999`);
-    } else checkDate("expires", o.expires);
-  }
-  for (const f of ["taskId", "parentId", "rootId", "shadow"] as const) checkOptionalString(f, o[f]);
-  checkNonNegative("retries", o.retries, true);
-  if (o.link !== undefined) checkSignatures("link", o.link);
-  if (o.linkError !== undefined) checkSignatures("linkError", o.linkError);
-}
-
-function checkSignatures(field: string, given: unknown): void {
-  for (const s of Array.isArray(given) ? (given as unknown[]) : [given]) {
-    if (!isPlainObject(s) || typeof s.task !== "string" || s.task.trim() === "") throw invalid(`${field} must be signatures with a non-empty task name, got ${show(s)}`);
+  checkRules(o, APPLY_RULES);
+  for (const field of ["countdown", "eta", "expires"] as const) checkPythonDate(field, o[field]);
+  for (const field of ["link", "linkError"] as const) {
+    const given: unknown = o[field];
+    if (given === undefined) continue;
+    for (const s of Array.isArray(given) ? (given as unknown[]) : [given]) {
+      if (!isPlainObject(s) || !isTaskName(s.task)) throw wrong(field, "signatures with a non-empty task name", s);
+    }
   }
 }

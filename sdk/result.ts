@@ -44,11 +44,12 @@ export function resultWaiting(): ResultWaiting {
 }
 
 export class AsyncResult<R = unknown> {
-  readonly id: string;
+  // Assigned in the constructor (`declare`: no class-field definitions in every edge bundle).
+  declare readonly id: string;
   /** Set when the task was sent with `ignoreResult: true`: there is nothing to wait for. */
-  readonly ignoreResult: boolean;
+  declare readonly ignoreResult: boolean;
   /** @internal */
-  readonly host: ResultHost;
+  declare readonly host: ResultHost;
 
   constructor(id: string, host: ResultHost, options: { ignoreResult?: boolean } = {}) {
     this.id = id;

@@ -87,8 +87,9 @@ function globToRegExp(glob: string): RegExp {
 const normalise = (r: Route | string): Route => (typeof r === "string" ? { queue: r } : r);
 
 export class Router {
-  private readonly rules: Array<(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>) => Route | null>;
-  private readonly defaults: Required<Omit<RoutingDefaults, "queues">> & { queues: Record<string, QueueSpec> };
+  // Assigned in the constructor (`declare`: no class-field definition in the bundle).
+  declare private readonly rules: Array<(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>) => Route | null>;
+  declare private readonly defaults: Required<Omit<RoutingDefaults, "queues">> & { queues: Record<string, QueueSpec> };
   private readonly declarations = new Map<string, QueueDeclaration>();
 
   constructor(routes: Routes | undefined, defaults: RoutingDefaults = {}) {

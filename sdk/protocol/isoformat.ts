@@ -52,13 +52,16 @@ export function parseIso(text: string, field: string): Instant {
 
 const pad = (n: number, width = 2): string => String(n).padStart(width, "0");
 
+/** Python's `datetime.isoformat(sep)` for an aware UTC datetime: `d`'s fields to the second, then `micros`. */
+export function isoformatUtc(d: Date, micros: number, sep = "T"): string {
+  const head =
+    `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}` +
+    `${sep}${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  return `${head}${micros ? "." + pad(micros, 6) : ""}+00:00`;
+}
+
 /** Python's `datetime.isoformat()` for an aware UTC datetime. */
 export function isoformat(instant: Instant): string {
   const seconds = Math.floor(instant.micros / 1_000_000);
-  const micros = instant.micros - seconds * 1_000_000;
-  const d = new Date(seconds * 1000);
-  const head =
-    `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}` +
-    `T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
-  return `${head}${micros ? "." + pad(micros, 6) : ""}+00:00`;
+  return isoformatUtc(new Date(seconds * 1000), instant.micros - seconds * 1_000_000);
 }

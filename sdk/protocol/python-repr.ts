@@ -16,39 +16,24 @@
  */
 import { isPythonDate, isPythonInt, isPlainObject } from "../serializers/check.js";
 import { isPyTuple } from "../serializers/python-values.js";
+import { strictUtf8 } from "../serializers/utf8.js";
+import { isoformatUtc } from "./isoformat.js";
 
 /** Python's `repr(float)`: shortest round-trip digits, exponent outside 1e-4 ≤ |x| < 1e16. */
 export function formatPyFloat(x: number): string {
   if (Number.isNaN(x)) return "nan";
-  if (x === Infinity) return "inf";
-  if (x === -Infinity) return "-inf";
   if (x === 0) return Object.is(x, -0) ? "-0.0" : "0.0";
   const abs = Math.abs(x);
+  if (abs === Infinity) return x > 0 ? "inf" : "-inf";
   if (abs >= 1e-4 && abs < 1e16) {
     // Both languages write this range in plain decimal with the same digits; Python adds ".0".
     const plain = String(x);
     return plain.includes(".") ? plain : `${plain}.0`;
   }
-  const sign = x < 0 ? "-" : "";
-  // Number#toString gives the shortest digits that round-trip, with the same tie rule as
-  // Python's repr (closest to the exact value); only the layout differs.
-  const [mantissa = "", exponent] = String(Math.abs(x)).split("e");
-  const dot = mantissa.indexOf(".");
-  const intPart = dot < 0 ? mantissa : mantissa.slice(0, dot);
-  let digits = intPart + (dot < 0 ? "" : mantissa.slice(dot + 1));
-  // Position of the decimal point relative to the start of `digits`.
-  let point = intPart.length + (exponent === undefined ? 0 : Number(exponent));
-  const leading = /^0*/.exec(digits)?.[0].length ?? 0;
-  digits = digits.slice(leading).replace(/0+$/, "");
-  point -= leading;
-  if (point <= -4 || point > 16) {
-    const e = point - 1;
-    const head = digits.length === 1 ? digits : `${digits[0]}.${digits.slice(1)}`;
-    return `${sign}${head}e${e < 0 ? "-" : "+"}${String(Math.abs(e)).padStart(2, "0")}`;
-  }
-  if (point <= 0) return `${sign}0.${"0".repeat(-point)}${digits}`;
-  if (point >= digits.length) return `${sign}${digits}${"0".repeat(point - digits.length)}.0`;
-  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
+  // toExponential() gives the same shortest round-trip digits as Number#toString, and those are
+  // Python's (closest to the exact value); Python writes at least two exponent digits.
+  const [mantissa, exponent] = x.toExponential().split("e") as [string, string];
+  return `${mantissa}e${exponent[0]}${exponent.slice(1).padStart(2, "0")}`;
 }
 
 /** The fields of the aware UTC `datetime` a Date stands for (microseconds from milliseconds). */
@@ -74,13 +59,9 @@ export function datetimeFields(date: Date): DatetimeFields {
   };
 }
 
-const pad = (n: number, width = 2): string => String(n).padStart(width, "0");
-
 /** `datetime.isoformat(sep)` of the aware UTC datetime: `2030-01-02T03:04:05.678000+00:00`. */
 export function pyIsoformat(date: Date, sep = "T"): string {
-  const f = datetimeFields(date);
-  const time = `${pad(f.hour)}:${pad(f.minute)}:${pad(f.second)}${f.microsecond ? `.${pad(f.microsecond, 6)}` : ""}`;
-  return `${pad(f.year, 4)}-${pad(f.month)}-${pad(f.day)}${sep}${time}+00:00`;
+  return isoformatUtc(date, date.getUTCMilliseconds() * 1000, sep);
 }
 
 /** `repr()` of the aware UTC datetime, as Python prints it (trailing zero fields dropped). */
@@ -222,12 +203,10 @@ function formatQuoted(value: string | Uint8Array, maxlen: number): string {
   return `b'${bytesText(value)}'`;
 }
 
-const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
 /** Celery shows bytes as their UTF-8 text when they decode, else as lowercase hex. */
 function bytesText(bytes: Uint8Array): string {
   try {
-    return STRICT_UTF8.decode(bytes);
+    return strictUtf8.decode(bytes);
   } catch {
     let hex = "";
     for (const b of bytes) hex += b.toString(16).padStart(2, "0");

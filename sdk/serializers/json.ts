@@ -15,7 +15,7 @@ import { formatPyFloat, pyIsoformat } from "../protocol/python-repr.js";
 import { checkValue, isPythonInt, type CheckOptions } from "./check.js";
 import { checkInputSize, limitError, resolveDecodeLimits, type DecodeLimits, type ResolvedDecodeLimits } from "./limits.js";
 import type { Serializer } from "./serializer.js";
-import { encodeUtf8 } from "./utf8.js";
+import { encodeUtf8, strictUtf8 } from "./utf8.js";
 
 export const JSON_RULES: CheckOptions = {
   format: "json",
@@ -81,8 +81,6 @@ function quote(text: string): string {
   return `"${text.replace(ESCAPE_RE, (ch) => SHORT_ESCAPES[ch] ?? `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`)}"`;
 }
 
-const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
 /**
  * Refuses JSON nested deeper than `maxDepth` or with more than `maxItems` values before
  * `JSON.parse` builds it: V8 parses any depth, but what reads the value afterwards (our exception
@@ -111,7 +109,7 @@ export function decodeJson(bytes: Uint8Array, limits?: DecodeLimits): unknown {
   checkInputSize(bytes.length, resolved, "JSON");
   let text: string;
   try {
-    text = decoder.decode(bytes);
+    text = strictUtf8.decode(bytes);
   } catch (err) {
     throw new SerializationError(`body is not valid UTF-8 JSON: ${(err as Error).message}`, "body", { cause: err });
   }
@@ -138,7 +136,7 @@ export const jsonSerializer: Serializer = {
   },
   decode(bytes: Uint8Array): unknown {
     try {
-      return JSON.parse(decoder.decode(bytes));
+      return JSON.parse(strictUtf8.decode(bytes));
     } catch (err) {
       throw new SerializationError(`body is not valid UTF-8 JSON: ${(err as Error).message}`, "body", { cause: err });
     }

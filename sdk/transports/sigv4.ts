@@ -7,20 +7,20 @@
  * test/unit/sigv4-crosscheck.test.ts. Written for size: every byte here is in every edge bundle.
  */
 
+import { utf8Encoder } from "../serializers/utf8.js";
+
 export interface SigningCredentials {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string;
 }
 
-const encoder = new TextEncoder();
-
 const hex = (bytes: ArrayBuffer): string => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
 
-const sha256Hex = async (text: string): Promise<string> => hex(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+const sha256Hex = async (text: string): Promise<string> => hex(await crypto.subtle.digest("SHA-256", utf8Encoder.encode(text)));
 
 const hmac = async (key: BufferSource, text: string): Promise<ArrayBuffer> =>
-  crypto.subtle.sign("HMAC", await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]), encoder.encode(text));
+  crypto.subtle.sign("HMAC", await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]), utf8Encoder.encode(text));
 
 /** RFC 3986 percent-encoding, as SigV4 wants it (`escape` does `!'()`, not `*`). */
 const enc = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, (c) => (c == "*" ? "%2A" : escape(c)));
@@ -60,7 +60,7 @@ export async function signPost(
     await sha256Hex(body),
   ].join("\n");
   // The signing key: HMAC chained over the scope's parts (day, region, service, "aws4_request").
-  let key: BufferSource = encoder.encode(`AWS4${credentials.secretAccessKey}`);
+  let key: BufferSource = utf8Encoder.encode(`AWS4${credentials.secretAccessKey}`);
   for (const part of scope.split("/")) key = await hmac(key, part);
   const signature = hex(await hmac(key, `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${await sha256Hex(canonicalRequest)}`));
   return { ...signed, authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}` };

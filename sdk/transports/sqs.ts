@@ -7,6 +7,7 @@
  */
 import { encodeEnvelope } from "../envelope.js";
 import { ConfigurationError, ConnectionError, PayloadTooLargeError, PublishError, asCeleryError, redact, type CeleryError } from "../errors.js";
+import { utf8Encoder } from "../serializers/utf8.js";
 import { signPost } from "./sigv4.js";
 import { msUntilEta, type PublishReceipt, type TaskMessage } from "../protocol/message.js";
 import type { PublishOptions, PublishOutcome, Transport } from "../transport.js";
@@ -49,7 +50,6 @@ interface Entry {
   request: Record<string, unknown>;
 }
 
-const encoder = new TextEncoder();
 const SEND_BATCH_HEADERS = { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.SendMessageBatch" };
 
 /** What SQS counts of `attributesFor`'s names and types ("celery.task_id", "celery.task_name", "String" twice). */
@@ -70,12 +70,13 @@ function envCredentials(): AwsCredentials | undefined {
 
 export class SqsTransport implements Transport {
   readonly kind = "sqs";
-  readonly queueUrl: string;
-  private readonly region: string;
-  private readonly endpoint: string;
-  private readonly maxDelaySeconds: number;
-  private readonly credentials: SqsRelayOptions["credentials"];
-  private readonly fetchFn: typeof fetch;
+  // Assigned in the constructor (`declare`: no class-field definitions in every edge bundle).
+  declare readonly queueUrl: string;
+  declare private readonly region: string;
+  declare private readonly endpoint: string;
+  declare private readonly maxDelaySeconds: number;
+  declare private readonly credentials: SqsRelayOptions["credentials"];
+  declare private readonly fetchFn: typeof fetch;
   /** Server clock minus ours, learnt from a clock-skew answer (the AWS SDK's `systemClockOffset`). */
   private skew = 0;
 
@@ -118,7 +119,7 @@ export class SqsTransport implements Transport {
       const body = encodeEnvelope(m);
       const attrs = attributesFor(m);
       // The body and attribute values, UTF-8, as SQS counts them.
-      const size = encoder.encode(body + m.meta.id + m.meta.name).length + ATTRIBUTE_NAME_BYTES;
+      const size = utf8Encoder.encode(body + m.meta.id + m.meta.name).length + ATTRIBUTE_NAME_BYTES;
       if (size > SQS_MAX_MESSAGE_BYTES) {
         outcomes[index] = { ok: false, error: new PayloadTooLargeError(`task ${m.meta.id} (${m.meta.name}) as an SQS message`, size, SQS_MAX_MESSAGE_BYTES) };
         return;
