@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 import { Celery } from "../sdk/node.js";
-import { encodeEnvelope } from "../sdk/envelope.js";
+import { encodeEnvelope } from "../sdk/wire/envelope.js";
 import { BENCH_DIR, BROKER_URL, BenchQueue, REPO_DIR, log, median, round, run } from "./lib/common.js";
 import { relayEnv, sqsEvents } from "./lib/sqs-event.js";
 import { buildMessages } from "./throughput.js";

@@ -13,7 +13,7 @@
 import { writeFileSync } from "node:fs";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { Celery } from "../sdk/node.js";
-import { encodeEnvelope } from "../sdk/envelope.js";
+import { encodeEnvelope } from "../sdk/wire/envelope.js";
 import { BENCH_QUEUE, BROKER_URL, BenchQueue, median, round } from "./lib/common.js";
 import { lambdaContext, sqsEvents } from "./lib/sqs-event.js";
 import { buildMessages, openRawConfirmChannel, toRaw } from "./throughput.js";

@@ -19,16 +19,15 @@ import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Queue, QueueEncryption, type IQueue, type QueueProps } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { relayEnvironment, schedulerEnvironment } from "../functions/shared/environment.js";
+import { SQS_MAX_DELAY_SECONDS, SQS_MAX_MESSAGE_BYTES } from "../sdk/wire/limits.js";
+import { DEFAULT_LEAD_SECONDS, DEFAULT_PARK_THRESHOLD_SECONDS } from "../sdk/wire/parking.js";
 import { DEFAULT_RELAY_POLICY, resolvePolicy, type RelayPolicy } from "../functions/shared/policy.js";
 import { ConfigurationError } from "../sdk/errors.js";
 
 export { DEFAULT_RELAY_POLICY };
+export { SQS_MAX_MESSAGE_BYTES } from "../sdk/wire/limits.js";
 export type { ExchangeRule, PolicyContentType, QueueDeclare, QueueRule, RelayPolicy, SenderRule } from "../functions/shared/policy.js";
 
-/** SQS's largest message (1 MiB since August 2025; it was 256 KiB). Set explicitly, never inherited. */
-export const SQS_MAX_MESSAGE_BYTES = 1_048_576;
-/** SQS `DelaySeconds` tops out at 15 minutes, so nothing may wait on the intake queue longer. */
-const MAX_PARK_THRESHOLD_SECONDS = 900;
 /** AWS Lambda guidance: visibility timeout ≥ 6 × function timeout + batching window. */
 const VISIBILITY_TIMEOUT_FACTOR = 6;
 const SCHEDULER_TIMEOUT = Duration.seconds(30);
@@ -554,14 +553,14 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
     throw invalid("batchSize", batchSize, "above 10 requires maxBatchingWindow");
   }
 
-  const parkThreshold = secondsIn("parkThreshold", props.parkThreshold ?? Duration.minutes(15), 1, MAX_PARK_THRESHOLD_SECONDS);
-  const defaultLead = Duration.minutes(2);
+  const parkThreshold = secondsIn("parkThreshold", props.parkThreshold ?? Duration.seconds(DEFAULT_PARK_THRESHOLD_SECONDS), 1, SQS_MAX_DELAY_SECONDS);
+  const defaultLead = Duration.seconds(DEFAULT_LEAD_SECONDS);
   const scheduleLeadTime = secondsIn(
     "scheduleLeadTime",
     props.scheduleLeadTime ??
       (parkThreshold.isUnresolved() || parkThreshold.toSeconds() >= defaultLead.toSeconds() ? defaultLead : parkThreshold),
     1,
-    parkThreshold.isUnresolved() ? MAX_PARK_THRESHOLD_SECONDS : parkThreshold.toSeconds(),
+    parkThreshold.isUnresolved() ? SQS_MAX_DELAY_SECONDS : parkThreshold.toSeconds(),
   );
 
   const logLevel = props.logLevel ?? "INFO";

@@ -9,7 +9,8 @@ import type { ResultBackend } from "./backends/backend.js";
 import { instantFromDate, instantFromMillis, isoformat, millisOf, parseIso, type Instant } from "./protocol/isoformat.js";
 import { encodeTaskMessage } from "./protocol/encode.js";
 import type { TaskFields } from "./protocol/fields.js";
-import { isFarEta, type TaskMessage } from "./protocol/message.js";
+import type { TaskMessage } from "./protocol/message.js";
+import { isFarEta } from "./wire/parking.js";
 import {
   checkApplyOptions,
   checkSendOptions,
@@ -263,7 +264,7 @@ export class Celery implements ResultHost {
   private transportFor(message: TaskMessage): Transport {
     const parking = this.options.parking;
     if (parking && message.meta.eta !== null) {
-      if (isFarEta(message.meta, parking.thresholdSeconds ?? 900)) return parking.transport;
+      if (isFarEta(message.meta, parking.thresholdSeconds)) return parking.transport;
     }
     return this.transport;
   }

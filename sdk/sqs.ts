@@ -2,7 +2,9 @@
  * @module
  * `celery-edge/sqs`: publish through the SQS relay from anywhere (Node, Lambda, workerd, Vercel Edge).
  */
-export { sqsRelay, SqsTransport, SQS_MAX_MESSAGE_BYTES, SQS_MAX_BATCH_ENTRIES, SQS_MAX_DELAY_SECONDS } from "./transports/sqs.js";
+export { sqsRelay, SqsTransport } from "./transports/sqs.js";
+export { SQS_MAX_MESSAGE_BYTES, SQS_MAX_BATCH_ENTRIES, SQS_MAX_DELAY_SECONDS, SCHEDULER_MAX_INPUT_BYTES } from "./wire/limits.js";
+export { DEFAULT_PARK_THRESHOLD_SECONDS, isFarEta } from "./wire/parking.js";
 export type { SqsRelayOptions, AwsCredentials } from "./transports/sqs.js";
-export { encodeEnvelope, decodeEnvelope, toEnvelope, ENVELOPE_VERSION } from "./envelope.js";
-export type { Envelope } from "./envelope.js";
+export { encodeEnvelope, decodeEnvelope, toEnvelope, ENVELOPE_VERSION } from "./wire/envelope.js";
+export type { Envelope } from "./wire/envelope.js";

@@ -8,9 +8,10 @@
  * Throws on any failure so the batch processor reports this record, and only it, for redelivery.
  */
 import type { SQSRecord } from "aws-lambda";
-import { readEnvelope } from "../../sdk/envelope.js";
+import { readEnvelope } from "../../sdk/wire/envelope.js";
 import { CeleryError, EnvelopeError, PolicyError, PayloadTooLargeError, SerializationError } from "../../sdk/errors.js";
-import { isFarEta, type TaskMessage } from "../../sdk/protocol/message.js";
+import type { TaskMessage } from "../../sdk/protocol/message.js";
+import { isFarEta } from "../../sdk/wire/parking.js";
 import type { Transport } from "../../sdk/transport.js";
 import { isControlEnvelope, readRevoke } from "../shared/control.js";
 import { checkTask, controlPlaneReason, isPrincipal, mayRevoke, type ResolvedPolicy } from "../shared/policy.js";

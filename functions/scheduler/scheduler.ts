@@ -14,20 +14,18 @@
  */
 import { ConflictException, CreateScheduleCommand, DeleteScheduleCommand, GetScheduleCommand, ResourceNotFoundException, type SchedulerClient } from "@aws-sdk/client-scheduler";
 import type { SQSRecord } from "aws-lambda";
-import { readEnvelope, toEnvelope } from "../../sdk/envelope.js";
+import { readEnvelope, toEnvelope } from "../../sdk/wire/envelope.js";
 import { PayloadTooLargeError, SchedulingError, asCeleryError } from "../../sdk/errors.js";
-import { msUntilEta, type TaskMessage } from "../../sdk/protocol/message.js";
+import type { TaskMessage } from "../../sdk/protocol/message.js";
+import { SCHEDULER_MAX_INPUT_BYTES } from "../../sdk/wire/limits.js";
+import { MIN_PARK_MS, msUntilEta } from "../../sdk/wire/parking.js";
 import { revokeMessage } from "../../sdk/revoke.js";
 import type { Transport } from "../../sdk/transport.js";
-import { SCHEDULER_MAX_INPUT_BYTES } from "../../sdk/transports/sqs.js";
 import { LOG_FIELD_MAX, senderOf, type RelayLogger } from "../relay/relay.js";
 import { isControlEnvelope, readRevoke } from "../shared/control.js";
 import { isAdmin, type ResolvedPolicy } from "../shared/policy.js";
 import { agreeWithSummary, readTaskView } from "../shared/task-view.js";
 import { atExpression, scheduleName } from "./schedule-name.js";
-
-/** Never create a schedule that would fire sooner than this: release instead. */
-const MIN_PARK_MS = 5_000;
 
 export interface SchedulerDeps {
   scheduler: SchedulerClient;

@@ -2,6 +2,7 @@
  * @module
  * The only place the functions read `process.env`. Read once per container, at module scope.
  */
+import { DEFAULT_LEAD_SECONDS, DEFAULT_PARK_THRESHOLD_SECONDS } from "../../sdk/wire/parking.js";
 import { RELAY_ENV as R, SCHEDULER_ENV as S } from "./environment.js";
 import { policyFromEnv, type ResolvedPolicy } from "./policy.js";
 
@@ -52,9 +53,7 @@ export interface SchedulerConfig {
 
 type Env = Record<string, string | undefined>;
 
-// Until the wire module holds them: the parking defaults the construct also uses.
-const DEFAULT_PARK_THRESHOLD_SECONDS = 900;
-const DEFAULT_LEAD_SECONDS = 120;
+
 
 function required(env: Env, name: string): string {
   const v = env[name];

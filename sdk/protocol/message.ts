@@ -4,7 +4,6 @@
  * direct AMQP path and the SQS relay publish identical bytes.
  */
 import type { QueueDeclaration } from "../routing.js";
-import { millisOf, parseIso } from "./isoformat.js";
 
 /** A header value as it goes into the AMQP headers table. Integers become `I`/`L`, other numbers `d`. */
 export type HeaderValue = string | number | boolean | null | HeaderValue[] | { [key: string]: HeaderValue };
@@ -61,14 +60,4 @@ export interface PublishReceipt {
   id: string;
   /** Transport-specific reference: SQS MessageId, schedule name… */
   ref?: string;
-}
-
-/** Milliseconds until the task's ETA (negative when past, 0 when it has none). */
-export function msUntilEta(meta: TaskMeta, now = Date.now()): number {
-  return meta.eta === null ? 0 : millisOf(parseIso(meta.eta, "eta")) - now;
-}
-
-/** Whether a task is due later than `thresholdSeconds`: the app and the relay park such tasks. */
-export function isFarEta(meta: TaskMeta, thresholdSeconds: number, now = Date.now()): boolean {
-  return msUntilEta(meta, now) > thresholdSeconds * 1000;
 }

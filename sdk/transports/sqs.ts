@@ -5,11 +5,13 @@
  * Lambda, workerd and Vercel Edge (SigV4 on WebCrypto, see `sigv4.ts`). Near ETAs use SQS `DelaySeconds`; far ones go without delay and
  * the relay hands them to the scheduler.
  */
-import { encodeEnvelope } from "../envelope.js";
+import { encodeEnvelope } from "../wire/envelope.js";
 import { ConfigurationError, ConnectionError, PayloadTooLargeError, PublishError, asCeleryError, redact, type CeleryError } from "../errors.js";
 import { utf8Encoder } from "../serializers/utf8.js";
 import { signPost } from "./sigv4.js";
-import { msUntilEta, type PublishReceipt, type TaskMessage } from "../protocol/message.js";
+import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
+import { PARK_MARK_BYTES, SCHEDULER_MAX_INPUT_BYTES, SQS_MAX_BATCH_ENTRIES, SQS_MAX_DELAY_SECONDS, SQS_MAX_MESSAGE_BYTES } from "../wire/limits.js";
+import { msUntilEta } from "../wire/parking.js";
 import type { PublishOptions, PublishOutcome, Transport } from "../transport.js";
 
 export interface AwsCredentials {
@@ -35,15 +37,6 @@ export interface SqsRelayOptions {
   fetch?: typeof fetch;
 }
 
-/** SQS quotas: 1 MiB per message (body + attributes), 10 entries and 1 MiB per batch. */
-export const SQS_MAX_MESSAGE_BYTES = 1_048_576;
-export const SQS_MAX_BATCH_ENTRIES = 10;
-export const SQS_MAX_DELAY_SECONDS = 900;
-/** EventBridge Scheduler's limit on a schedule's Input, which carries a parked task's envelope. */
-export const SCHEDULER_MAX_INPUT_BYTES = 262_144;
-/** What the scheduler adds to an envelope when it parks it (`,"stage":"release"`). */
-const PARK_MARK_BYTES = 20;
-
 interface Entry {
   index: number;
   size: number;
@@ -55,10 +48,13 @@ const SEND_BATCH_HEADERS = { "content-type": "application/x-amz-json-1.0", "x-am
 /** What SQS counts of `attributesFor`'s names and types ("celery.task_id", "celery.task_name", "String" twice). */
 const ATTRIBUTE_NAME_BYTES = 42;
 
+/** SQS refuses controls, U+FFFE/U+FFFF and lone surrogates in attributes; these are only labels. */
+const sqsText = (s: string): string => s.replace(/[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, "\uFFFD");
+
 function attributesFor(m: TaskMessage): Record<string, { DataType: string; StringValue: string }> {
   return {
-    "celery.task_id": { DataType: "String", StringValue: m.meta.id },
-    "celery.task_name": { DataType: "String", StringValue: m.meta.name },
+    "celery.task_id": { DataType: "String", StringValue: sqsText(m.meta.id) },
+    "celery.task_name": { DataType: "String", StringValue: sqsText(m.meta.name) },
   };
 }
 

@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Celery, ConfigurationError, type CeleryError, type TaskMessage } from "../../sdk/node.js";
-import { decodeEnvelope, encodeEnvelope } from "../../sdk/envelope.js";
+import { decodeEnvelope, encodeEnvelope } from "../../sdk/wire/envelope.js";
 import { AmqpTransport } from "../../sdk/transports/amqp.js";
 import { deleteQueues, getRawMessage, purgeQueues, rabbitmqctl } from "../helpers/rabbit.js";
 import { RecordingTransport } from "../helpers/recording-transport.js";

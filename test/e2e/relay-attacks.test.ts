@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RelayPolicy } from "../../functions/shared/policy.js";
-import { toEnvelope, type Envelope } from "../../sdk/envelope.js";
+import { toEnvelope, type Envelope } from "../../sdk/wire/envelope.js";
 import { Celery } from "../../sdk/node.js";
 import { revokeMessage } from "../../sdk/revoke.js";
 import { credentialsFor, sqsClientConfig } from "../../scripts/local/fauxqs.js";

@@ -15,7 +15,7 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageBatchComma
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Celery, CeleryError } from "../../sdk/node.js";
-import { encodeEnvelope } from "../../sdk/envelope.js";
+import { encodeEnvelope } from "../../sdk/wire/envelope.js";
 import { sqsRelay } from "../../sdk/sqs.js";
 import type { TaskMessage } from "../../sdk/protocol/message.js";
 import type { Transport } from "../../sdk/transport.js";

@@ -23,7 +23,7 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } 
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Celery } from "../../sdk/node.js";
-import { encodeEnvelope } from "../../sdk/envelope.js";
+import { encodeEnvelope } from "../../sdk/wire/envelope.js";
 import { revokeMessage } from "../../sdk/revoke.js";
 import { sqsRelay } from "../../sdk/sqs.js";
 import { LOCAL_CREDENTIALS } from "../../scripts/local/fauxqs.js";

@@ -10,7 +10,7 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageBatchComma
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Celery } from "../../sdk/node.js";
-import { encodeEnvelope } from "../../sdk/envelope.js";
+import { encodeEnvelope } from "../../sdk/wire/envelope.js";
 import { sqsRelay } from "../../sdk/sqs.js";
 import { LOCAL_CREDENTIALS } from "../../scripts/local/fauxqs.js";
 import { startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.js";

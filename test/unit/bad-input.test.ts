@@ -22,11 +22,12 @@ import {
   SerializationError,
   type ErrorCode,
 } from "../../sdk/node.js";
-import { decodeEnvelope, encodeEnvelope } from "../../sdk/envelope.js";
+import { decodeEnvelope, encodeEnvelope } from "../../sdk/wire/envelope.js";
 import { PROTOCOL_HEADERS } from "../../sdk/options.js";
 import { PyTuple } from "../../sdk/serializers/python-values.js";
 import { AmqpTransport } from "../../sdk/transports/amqp.js";
-import { SqsTransport, SQS_MAX_MESSAGE_BYTES, SCHEDULER_MAX_INPUT_BYTES } from "../../sdk/transports/sqs.js";
+import { SqsTransport } from "../../sdk/transports/sqs.js";
+import { SCHEDULER_MAX_INPUT_BYTES, SQS_MAX_MESSAGE_BYTES } from "../../sdk/wire/limits.js";
 import { relayRecord, type RelayDeps, type RelayLogger } from "../../functions/relay/relay.js";
 import { resolvePolicy } from "../../functions/shared/policy.js";
 import { deleteQueues, queueDepth } from "../helpers/rabbit.js";

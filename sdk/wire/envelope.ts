@@ -4,13 +4,16 @@
  * relay can publish it byte for byte. Shared by the SDK (writer) and the relay (reader). The format
  * is specified in docs/envelope.md.
  */
-import { fromBase64, toBase64 } from "./base64.js";
-import { EnvelopeError } from "./errors.js";
-import { strictUtf8, utf8Encoder } from "./serializers/utf8.js";
-import type { EnvelopeStage, HeaderValue, MessageProperties, TaskMessage } from "./protocol/message.js";
-import type { QueueDeclaration } from "./routing.js";
+import { fromBase64, toBase64 } from "../base64.js";
+import { EnvelopeError } from "../errors.js";
+import { strictUtf8, utf8Encoder } from "../serializers/utf8.js";
+import type { EnvelopeStage, HeaderValue, MessageProperties, TaskMessage } from "../protocol/message.js";
+import type { QueueDeclaration } from "../routing.js";
 
 export const ENVELOPE_VERSION = 1;
+
+/** An SQS SenderId (role id, ":", session name of up to 64) fits with room to spare. */
+export const MAX_SENDER_CHARS = 128;
 
 export interface Envelope {
   /** Format version; readers refuse versions they do not know. */
@@ -60,8 +63,13 @@ export function toEnvelope(m: TaskMessage): Envelope {
   };
 }
 
+/**
+ * SQS refuses U+FFFE and U+FFFF anywhere in a message; JSON.stringify leaves them raw (it escapes
+ * only controls and lone surrogates), so they are escaped here: anything the direct path can
+ * publish, the relay path can carry.
+ */
 export function encodeEnvelope(m: TaskMessage): string {
-  return JSON.stringify(toEnvelope(m));
+  return JSON.stringify(toEnvelope(m)).replace(/[\uFFFE\uFFFF]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -161,6 +169,7 @@ export function readEnvelope(text: string): { message: TaskMessage; stage: Envel
   const stage = e.stage;
   need(stage === undefined || stage === "release" || stage === "broadcast", null, 'stage must be "release" or "broadcast"');
   const sender = str(e, "sender", "", true);
+  need(sender === undefined || sender.length <= MAX_SENDER_CHARS, null, `sender must be at most ${MAX_SENDER_CHARS} characters`);
   need(typeof e.mandatory === "boolean" && typeof e.immediate === "boolean", null, "mandatory and immediate must be booleans");
   const encoding = e.bodyEncoding;
   need(encoding === "utf-8" || encoding === "base64", null, 'bodyEncoding must be "utf-8" or "base64"');
