@@ -42,7 +42,7 @@ export function toRaw(m: TaskMessage): RawPublish {
 
 export async function buildMessages(app: Celery, n: number, from = 0): Promise<TaskMessage[]> {
   const out: TaskMessage[] = [];
-  for (let i = from; i < from + n; i++) out.push(await app.buildMessage(TASK_NAME, {}, { args: smallArgs(i), kwargs: { ...SMALL_KWARGS }, queue: BENCH_QUEUE }, false));
+  for (let i = from; i < from + n; i++) out.push(await app.buildMessage(TASK_NAME, { args: smallArgs(i), kwargs: { ...SMALL_KWARGS }, queue: BENCH_QUEUE }));
   return out;
 }
 

@@ -1,7 +1,6 @@
 /**
  * @module
- * `celery-edge/serializers`: yaml, msgpack and pickle for bundles that want them (the Node entry
- * registers them already). `registerAllSerializers()` once at startup, or register one by one.
+ * `celery-edge/serializers`: yaml, msgpack and pickle for bundles that want them (the Node entry's
+ * `Celery` has them already). Pass them to the app: `new Celery({ broker, serializers: [msgpackSerializer] })`.
  */
-export { registerAllSerializers, yamlSerializer, msgpackSerializer, pickleSerializer } from "./serializers/all.js";
-export { jsonSerializer } from "./serializers/json.js";
+export { allSerializers, jsonSerializer, msgpackSerializer, pickleSerializer, yamlSerializer } from "./serializers/all.js";

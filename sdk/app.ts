@@ -1,18 +1,16 @@
 /**
  * @module
- * The Celery app and its tasks: Celery's producer API (`delay`, `apply_async`, `send_task`) in
- * TypeScript. Resolution order, as in Celery: call options > task options > routes > app defaults >
- * Celery's defaults.
+ * The Celery app: declares tasks, sends them (one, or a batch pipelined) and closes. Messages come
+ * from the builder (`message-builder.ts`); URL strings resolve through the app's own `transports`
+ * and `backends` (`registry.ts`); results wait through the app's `resultWaiting` (`waiting.ts`);
+ * revoke commands are built by `revoke.ts`. Nothing is global: two apps share nothing.
  */
 import { BatchPublishError, ConfigurationError, UnsupportedRuntimeError, type CeleryError } from "./errors.js";
 import type { ResultBackend } from "./backends/backend.js";
-import { instantFromDate, instantFromMillis, isoformat, millisOf, parseIso, type Instant } from "./protocol/isoformat.js";
-import { encodeTaskMessage } from "./protocol/encode.js";
-import type { TaskFields } from "./protocol/fields.js";
+import { buildTaskMessage, type MessageDefaults } from "./message-builder.js";
 import type { TaskMessage } from "./protocol/message.js";
 import { isFarEta } from "./wire/parking.js";
 import {
-  checkApplyOptions,
   checkSendOptions,
   checkTaskName,
   type ApplyOptions,
@@ -22,18 +20,41 @@ import {
   type SerializerName,
   type Signature,
 } from "./options.js";
-import { backendFor, transportFor } from "./registry.js";
-import { revokeTask } from "./revoke.js";
-import { AsyncResult, resultWaiting, type GetOptions, type ResultHost } from "./result.js";
+import { backendFor, transportFor, type BackendFactories, type TransportFactories } from "./registry.js";
+import { revokeMessage, type RevokeOptions } from "./revoke.js";
+import { AsyncResult, type GetOptions, type ResultHost, type ResultWaiting } from "./result.js";
 import { Router, type Routes, type RoutingDefaults } from "./routing.js";
 import { PyTuple } from "./serializers/python-values.js";
+import { serializerMap } from "./serializers/registry.js";
+import type { Serializer } from "./serializers/serializer.js";
 import type { PublishOptions, Transport } from "./transport.js";
 
 export interface CeleryOptions extends RoutingDefaults {
-  /** Broker URL (`amqp://`, `amqps://`; Node only) or a `Transport` such as `sqsRelay(...)`. */
+  /** Broker URL (a scheme in `transports`: under Node `amqp://`, `amqps://`) or a `Transport` such as `sqsRelay(...)`. */
   broker: string | Transport;
-  /** Result backend URL (`redis://`, `rediss://`, `rpc://`) or a `ResultBackend`. @default none */
+  /** Result backend URL (a scheme in `backends`: under Node `redis://`, `rediss://`, `rpc://`) or a `ResultBackend`. @default none */
   backend?: string | ResultBackend;
+  /**
+   * What a broker URL's scheme resolves to: `{ amqp: (url) => amqpTransport(url) }`.
+   * @default none on the universal entry; the Node entry's `Celery` adds amqp, amqps and pyamqp
+   */
+  transports?: TransportFactories;
+  /**
+   * What a backend URL's scheme resolves to: `{ redis: (url, context) => new RedisBackend(...) }`.
+   * @default none on the universal entry; the Node entry's `Celery` adds redis, rediss and rpc
+   */
+  backends?: BackendFactories;
+  /**
+   * Serializers besides json, by name for tasks and by content type for results, e.g.
+   * `[msgpackSerializer]` from `celery-edge/serializers`; a custom one replaces a built-in of the same
+   * name. @default json only; the Node entry's `Celery` adds yaml, msgpack and pickle
+   */
+  serializers?: readonly Serializer[];
+  /**
+   * How `get()`, `state()` and `gather()` wait on the backend: `resultWaiting` from `celery-edge`.
+   * @default none on the universal entry (waiting throws `UnsupportedRuntimeError`; sending works); the Node entry's `Celery` sets it
+   */
+  resultWaiting?: ResultWaiting;
   /** The workers' `result_serializer`: redis:// reads every stored result with it. @default "json" */
   resultSerializer?: SerializerName;
   /**
@@ -67,8 +88,6 @@ export interface CeleryOptions extends RoutingDefaults {
 /** One task of a `sendMany` batch. */
 export type BatchCall = ApplyOptions & { task: string | Task<any, any> };
 
-const uuid = (): string => crypto.randomUUID();
-
 const NO_OPTIONS: SendOptions = Object.freeze({});
 
 function defaultOrigin(): string {
@@ -78,23 +97,20 @@ function defaultOrigin(): string {
   return `gen${proc?.pid ?? 0}@${host}`;
 }
 
-function toInstant(value: Date | string, field: string): Instant {
-  return value instanceof Date ? instantFromDate(value) : parseIso(value, field);
-}
-
-const asList = (s: Signature | Signature[] | undefined): Signature[] | null => (s === undefined ? null : Array.isArray(s) ? s : [s]);
-
-export class Celery implements ResultHost {
+export class Celery {
   // `declare`d fields are assigned in the constructor and emit no class-field definition (their
   // names would be in every edge bundle twice).
   declare readonly options: Readonly<CeleryOptions>;
   /** Celery's `oid`: the `reply_to` of every message, and the rpc backend's queue. */
-  readonly oid: string = uuid();
-  declare private readonly router: Router;
-  declare private readonly origin: string;
+  readonly oid: string = crypto.randomUUID();
+  declare private readonly defaults: MessageDefaults;
   declare private readonly brokerTransport: Transport;
-  declare private backend: ResultBackend | undefined;
+  declare private resultBackend: ResultBackend | undefined;
+  /** What this app's results wait and revoke through. */
+  declare private readonly host: ResultHost;
   private closed = false;
+  /** kombu's per-producer clock header of control commands. */
+  private revokeClock = 0;
 
   constructor(options: CeleryOptions) {
     if (typeof options !== "object" || options === null || options.broker === undefined) {
@@ -112,9 +128,15 @@ export class Celery implements ResultHost {
     });
     this.options = options;
     // Built now so a bad URL fails here; the transport connects lazily on the first publish.
-    this.brokerTransport = typeof options.broker === "string" ? transportFor(options.broker) : options.broker;
-    this.router = new Router(options.routes, options);
-    this.origin = options.origin ?? defaultOrigin();
+    this.brokerTransport = typeof options.broker === "string" ? transportFor(options.broker, options.transports) : options.broker;
+    this.defaults = {
+      ...options,
+      router: new Router(options.routes, options),
+      serializers: serializerMap(options.serializers),
+      replyTo: this.oid,
+      origin: options.origin ?? defaultOrigin(),
+    };
+    this.host = { waiting: () => this.#waiting(), backend: () => this.backend, revoke: (id, o) => this.revoke(id, o) };
   }
 
   /** Declares a task by name (it runs in the Python worker). */
@@ -124,27 +146,25 @@ export class Celery implements ResultHost {
   ): Task<A, R, K> {
     checkTaskName(name);
     checkSendOptions(options);
-    return new Task<A, R, K>(this, name, options);
+    return new Task<A, R, K>(this, name, options, (call) => this.#send(name, options, call));
   }
 
   /** Celery's `send_task`: sends by name without declaring the task. */
   sendTask<R = unknown>(name: string, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
-    return this.apply<R>(name, {}, options, false);
+    return this.#send<R>(name, NO_OPTIONS, options);
   }
 
   /** Re-attaches to a task sent elsewhere (e.g. by another Lambda). */
   asyncResult<R = unknown>(id: string): AsyncResult<R> {
-    return new AsyncResult<R>(id, this);
+    return new AsyncResult<R>(id, this.host);
   }
 
-  /** @internal Shared by `Task` and `sendTask`. */
-  async apply<R>(name: string, taskOptions: SendOptions, callOptions: ApplyOptions, argsAsTuple: boolean): Promise<AsyncResult<R>> {
-    const message = await this.compose(name, taskOptions, callOptions, argsAsTuple);
-    const ignoreResult = callOptions.ignoreResult ?? taskOptions.ignoreResult ?? false;
-    // As Celery's send_task: the backend may prepare (rpc:// declares its reply queue) unless ignore_result.
-    if (!ignoreResult) await this.backendForSend()?.onTaskCall?.(message.meta.id);
-    await this.transportFor(message).publish(message, this.publishOptions(callOptions));
-    return new AsyncResult<R>(message.meta.id, this, { ignoreResult });
+  /**
+   * The exact message `sendTask(name, options)` would publish, without sending it (for the relay
+   * envelope, tests and benchmarks). `delay(...)`'s Python tuple is `args: PyTuple.of(...)`.
+   */
+  async buildMessage(name: string, options: ApplyOptions = {}): Promise<TaskMessage> {
+    return this.#build(name, options, NO_OPTIONS);
   }
 
   /**
@@ -159,14 +179,14 @@ export class Celery implements ResultHost {
       const task: unknown = call.task;
       // A non-string, non-Task `task` reaches checkTaskName and fails there with a clear message.
       const declared = typeof task === "object" && task !== null ? (task as Task) : undefined;
-      const built = this.compose(declared ? declared.name : (task as string), declared ? declared.options : NO_OPTIONS, call, false);
+      const built = this.#build(declared ? declared.name : (task as string), call, declared ? declared.options : NO_OPTIONS);
       messages[i] = built instanceof Promise ? await built : built;
     }
-    const backend = messages.length > 0 ? this.backendForSend() : undefined;
+    const backend = messages.length > 0 ? this.#backendForSend() : undefined;
     if (backend?.onTaskCall) for (const m of messages) await backend.onTaskCall(m.meta.id);
     const byTransport = new Map<Transport, number[]>();
     messages.forEach((m, i) => {
-      const t = this.transportFor(m);
+      const t = this.#transportFor(m);
       const indexes = byTransport.get(t);
       if (indexes) indexes.push(i);
       else byTransport.set(t, [i]);
@@ -174,7 +194,7 @@ export class Celery implements ResultHost {
     const outcomes: Array<{ ok: true; id: string } | { ok: false; id: string; error: CeleryError }> = new Array(messages.length);
     await Promise.all(
       [...byTransport].map(async ([transport, indexes]) => {
-        const results = await transport.publishMany(indexes.map((i) => messages[i]!), this.publishOptions({}));
+        const results = await transport.publishMany(indexes.map((i) => messages[i]!), this.#publishOptions({}));
         results.forEach((r, j) => {
           const i = indexes[j]!;
           const id = messages[i]!.meta.id;
@@ -183,93 +203,89 @@ export class Celery implements ResultHost {
       }),
     );
     if (outcomes.some((o) => !o.ok)) throw new BatchPublishError(outcomes);
-    return outcomes.map((o) => new AsyncResult(o.id, this));
+    return outcomes.map((o) => new AsyncResult(o.id, this.host));
   }
 
-  /** Builds the exact message without sending it (used by tests, batch and the relay envelope). */
-  async buildMessage(name: string, taskOptions: SendOptions, callOptions: ApplyOptions, argsAsTuple: boolean): Promise<TaskMessage> {
-    return this.compose(name, taskOptions, callOptions, argsAsTuple);
-  }
-
-  /** `buildMessage` without a promise unless compression needs one. */
-  private compose(name: string, taskOptions: SendOptions, callOptions: ApplyOptions, argsAsTuple: boolean): TaskMessage | Promise<TaskMessage> {
-    if (this.closed) throw new ConfigurationError("this app was closed");
-    checkTaskName(name);
-    checkApplyOptions(callOptions);
-    const o: ApplyOptions = { ...taskOptions, ...stripUndefined(callOptions) } as ApplyOptions;
-    const now = Date.now();
-    const args = o.args ?? [];
-    const kwargs = o.kwargs ?? {};
-    const id = o.taskId ?? uuid();
-
-    let eta: Instant | null = null;
-    if (o.countdown) eta = instantFromMillis(now + o.countdown * 1000);
-    else if (o.eta !== undefined) eta = toInstant(o.eta, "eta");
-
-    let expires: Instant | null = null;
-    let expirationMs: number | undefined;
-    if (o.expires !== undefined) {
-      if (typeof o.expires === "number") {
-        expires = instantFromMillis(now + o.expires * 1000);
-        expirationMs = o.expires * 1000;
-      } else {
-        expires = toInstant(o.expires, "expires");
-        expirationMs = millisOf(expires) - now;
-      }
-    }
-
-    const dest = this.router.resolve(name, args, kwargs, { queue: o.queue, exchange: o.exchange, routingKey: o.routingKey, priority: o.priority });
-
-    const fields: TaskFields = {
-      id,
-      name,
-      args: argsAsTuple ? PyTuple.fromArray(args) : args,
-      kwargs,
-      eta: eta ? isoformat(eta) : null,
-      expires: expires ? isoformat(expires) : null,
-      retries: o.retries ?? 0,
-      timeLimit: o.timeLimit ?? null,
-      softTimeLimit: o.softTimeLimit ?? null,
-      rootId: o.rootId ?? id,
-      parentId: o.parentId ?? null,
-      groupId: null,
-      groupIndex: null,
-      shadow: o.shadow ?? null,
-      ignoreResult: o.ignoreResult ?? false,
-      origin: this.origin,
-      callbacks: asList(o.link),
-      errbacks: asList(o.linkError),
-    };
-    return encodeTaskMessage(fields, {
-      protocol: o.protocol ?? this.options.protocol ?? 2,
-      serializer: o.serializer ?? this.options.serializer ?? "json",
-      compression: o.compression ?? this.options.compression,
-      exchange: dest.exchange,
-      routingKey: dest.routingKey,
-      priority: dest.priority ?? this.options.defaultPriority ?? dest.defaultPriority,
-      expirationMs,
-      replyTo: this.oid,
-      headers: o.headers,
-      mandatory: o.mandatory ?? false,
-      immediate: o.immediate ?? false,
-      declare: dest.declare,
-    });
-  }
-
-  /** The broker transport (created on first use; connections open lazily inside it). */
+  /** The broker transport (built with the app; connections open lazily inside it). */
   get transport(): Transport {
     return this.brokerTransport;
   }
 
-  private transportFor(message: TaskMessage): Transport {
-    const parking = this.options.parking;
-    if (parking && message.meta.eta !== null) {
-      if (isFarEta(message.meta, parking.thresholdSeconds)) return parking.transport;
+  /**
+   * The result backend (Celery's `app.backend`), made on first use from a URL; throws
+   * `ConfigurationError` when none is configured.
+   */
+  get backend(): ResultBackend {
+    if (!this.resultBackend) {
+      const b = this.options.backend;
+      if (b === undefined) throw new ConfigurationError("no result backend configured: pass `backend` (e.g. redis://host:6379/0) to new Celery()");
+      this.resultBackend =
+        typeof b === "string"
+          ? backendFor(
+              b,
+              {
+                brokerUrl: typeof this.options.broker === "string" ? this.options.broker : undefined,
+                replyTo: this.oid,
+                resultSerializer: this.options.resultSerializer,
+                resultAccept: this.options.resultAccept,
+                serializers: this.defaults.serializers,
+              },
+              this.options.backends,
+            )
+          : b;
     }
-    return this.transport;
+    return this.resultBackend;
   }
 
-  private publishOptions(o: { connectTimeout?: number }): PublishOptions {
+  /**
+   * Waits for many results at once through one backend wait (one subscription, not one poller per
+   * result) and returns their values in order. With `propagate` (default) the first failed task, in
+   * order, rejects with its `TaskFailedError`; `timeout` bounds the whole wait.
+   */
+  async gather<T extends readonly AsyncResult<any>[]>(
+    results: T,
+    options: GetOptions = {},
+  ): Promise<{ -readonly [K in keyof T]: T[K] extends AsyncResult<infer R> ? R : never }> {
+    const values = await this.#waiting().gather(this.backend, results, options);
+    return values as { -readonly [K in keyof T]: T[K] extends AsyncResult<infer R> ? R : never };
+  }
+
+  /** Revokes a task (parked: schedule deleted; queued: Celery's broadcast revoke). */
+  async revoke(taskId: string, options: RevokeOptions = {}): Promise<void> {
+    const message = revokeMessage(taskId, options, ++this.revokeClock);
+    const parking = this.options.parking?.transport;
+    // The scheduler function deletes a parked schedule; the broker copy reaches running workers.
+    await Promise.all([parking?.publish(message), this.brokerTransport === parking ? undefined : this.brokerTransport.publish(message)]);
+  }
+
+  /** Closes the broker connection and the result backend. The app cannot send afterwards. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([this.brokerTransport.close(), this.options.parking?.transport.close(), this.resultBackend?.close()]);
+  }
+
+  /** Sends one call of task `name` (`task` holds its declared options). */
+  async #send<R>(name: string, task: SendOptions, call: ApplyOptions): Promise<AsyncResult<R>> {
+    const message = await this.#build(name, call, task);
+    const ignoreResult = call.ignoreResult ?? task.ignoreResult ?? false;
+    // As Celery's send_task: the backend may prepare (rpc:// declares its reply queue) unless ignore_result.
+    if (!ignoreResult) await this.#backendForSend()?.onTaskCall?.(message.meta.id);
+    await this.#transportFor(message).publish(message, this.#publishOptions(call));
+    return new AsyncResult<R>(message.meta.id, this.host, { ignoreResult });
+  }
+
+  #build(name: string, call: ApplyOptions, task: SendOptions): TaskMessage | Promise<TaskMessage> {
+    if (this.closed) throw new ConfigurationError("this app was closed");
+    return buildTaskMessage(name, call, task, this.defaults);
+  }
+
+  #transportFor(message: TaskMessage): Transport {
+    const parking = this.options.parking;
+    if (parking && message.meta.eta !== null && isFarEta(message.meta, parking.thresholdSeconds)) return parking.transport;
+    return this.brokerTransport;
+  }
+
+  #publishOptions(o: { connectTimeout?: number }): PublishOptions {
     // Unset values stay unset so a transport's own defaults apply.
     const options: PublishOptions = {};
     const connectTimeout = o.connectTimeout ?? this.options.connectTimeout;
@@ -278,89 +294,55 @@ export class Celery implements ResultHost {
     return options;
   }
 
-
   /**
    * The backend to prepare before a send, if one is configured and this runtime has it: an edge
    * bundle configured with redis:// still sends; only waiting throws UnsupportedRuntimeError.
    */
-  private backendForSend(): ResultBackend | undefined {
+  #backendForSend(): ResultBackend | undefined {
     if (this.options.backend === undefined) return undefined;
     try {
-      return this.resultBackendOrThrow();
+      return this.backend;
     } catch (err) {
       if (err instanceof UnsupportedRuntimeError) return undefined;
       throw err;
     }
   }
 
-  resultBackendOrThrow(): ResultBackend {
-    if (!this.backend) {
-      const b = this.options.backend;
-      if (b === undefined) throw new ConfigurationError("no result backend configured: pass `backend` (e.g. redis://host:6379/0) to new Celery()");
-      this.backend =
-        typeof b === "string"
-          ? backendFor(b, {
-              brokerUrl: typeof this.options.broker === "string" ? this.options.broker : undefined,
-              replyTo: this.oid,
-              resultSerializer: this.options.resultSerializer,
-              resultAccept: this.options.resultAccept,
-            })
-          : b;
+  #waiting(): ResultWaiting {
+    const waiting = this.options.resultWaiting;
+    if (!waiting) {
+      throw new UnsupportedRuntimeError(
+        'waiting for results is not enabled here: import "celery-edge" under Node, or pass resultWaiting and a fetch-based backend',
+      );
     }
-    return this.backend;
-  }
-
-  /**
-   * Waits for many results at once through one backend wait (one subscription, not one per task)
-   * and returns their values in order. With `propagate` (default) the first failed task, in order,
-   * rejects with its `TaskFailedError`; `timeout` bounds the whole wait.
-   */
-  /** Waits for many results on one backend subscription (not one poller per result). */
-  async gather<T extends readonly AsyncResult<any>[]>(
-    results: T,
-    options: GetOptions = {},
-  ): Promise<{ -readonly [K in keyof T]: T[K] extends AsyncResult<infer R> ? R : never }> {
-    const values = await resultWaiting().gather(this.resultBackendOrThrow(), results, options);
-    return values as { -readonly [K in keyof T]: T[K] extends AsyncResult<infer R> ? R : never };
-  }
-
-  /** Revokes a task (parked: schedule deleted; queued: Celery's broadcast revoke). */
-  async revoke(taskId: string, options: { terminate?: boolean; signal?: string } = {}): Promise<void> {
-    await revokeTask(this, taskId, options);
-  }
-
-  /** Closes the broker connection and the result backend. The app cannot send afterwards. */
-  async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all([this.brokerTransport.close(), this.options.parking?.transport.close(), this.backend?.close()]);
+    return waiting;
   }
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(o)) {
-    const v = (o as Record<string, unknown>)[k];
-    if (v !== undefined) out[k] = v;
-  }
-  return out as Partial<T>;
-}
+type Send = (call: ApplyOptions) => Promise<AsyncResult<any>>;
 
 /** A task declared with `app.task(name)`: typed arguments and result. */
 export class Task<A extends unknown[] = unknown[], R = unknown, K extends Record<string, unknown> = Record<string, unknown>> {
+  declare private readonly send: Send;
+
+  /** Made by `app.task(name, options)`, with the app's way to send it. */
   constructor(
     readonly app: Celery,
     readonly name: string,
     readonly options: SendOptions,
-  ) {}
+    send: Send,
+  ) {
+    this.send = send;
+  }
 
   /** `task.delay(*args)`: positional arguments, sent as a Python tuple. */
   delay(...args: A): Promise<AsyncResult<R>> {
-    return this.app.apply<R>(this.name, this.options, { args }, true);
+    return this.send({ args: PyTuple.fromArray(args) });
   }
 
   /** `task.apply_async(args, kwargs, **options)`. */
   applyAsync(options: ApplyOptions<A, K> = {}): Promise<AsyncResult<R>> {
-    return this.app.apply<R>(this.name, this.options, options as ApplyOptions, false);
+    return this.send(options as ApplyOptions);
   }
 
   /** A signature for `link`/`linkError` (Celery's `task.s(...)`). */

@@ -2,22 +2,22 @@
  * @module
  * celery-edge, universal entry: the Celery producer API with no Node built-ins. Runs on Node,
  * Lambda, Cloudflare Workers (workerd) and Vercel Edge. Under Node, the package's "node" export
- * condition loads `node.ts`, which adds amqp:// brokers and redis:// / rpc:// result backends.
+ * condition loads `node.ts`, whose `Celery` adds amqp:// brokers, redis:// / rpc:// result backends,
+ * every serializer and result waiting. Only re-exports: nothing runs on import.
  */
 export { Celery, Task } from "./app.js";
 export type { CeleryOptions, BatchCall } from "./app.js";
 export { AsyncResult } from "./result.js";
-export { enableResults } from "./waiting.js";
-export type { GetOptions } from "./result.js";
+export { resultWaiting } from "./waiting.js";
+export type { GetOptions, ResultWaiting } from "./result.js";
 export type { ApplyOptions, SendOptions, Signature, SerializerName, CompressionName, ProtocolVersion } from "./options.js";
 export type { Routes, Route, RouterFn, QueueSpec, ExchangeType, RoutingDefaults } from "./routing.js";
 export type { Transport, PublishOutcome, PublishOptions } from "./transport.js";
 export type { TaskMessage, MessageProperties, HeaderValue, PublishReceipt } from "./protocol/message.js";
 export type { ResultBackend, ResultMeta, TaskState } from "./backends/backend.js";
 export type { Serializer } from "./serializers/serializer.js";
-export { registerSerializer, getSerializer } from "./serializers/index.js";
 export { PyTuple } from "./serializers/python-values.js";
-export { registerTransportFactory, registerBackendFactory } from "./registry.js";
+export type { TransportFactory, TransportFactories, BackendFactory, BackendFactories, BackendContext } from "./registry.js";
 export {
   CeleryError,
   ConfigurationError,

@@ -1,28 +1,15 @@
 /**
  * @module
- * celery-edge for Node.js and Lambda: the universal API plus `amqp://` brokers (amqplib) and the
- * Node result backends. Selected by the package's "node" export condition.
+ * celery-edge for Node.js and Lambda: the universal API, with a `Celery` that also resolves
+ * `amqp://` brokers (amqplib) and the Node result backends, has every serializer and waits for
+ * results (`node-app.ts`). Selected by the package's "node" export condition. Only re-exports.
  */
-import { registerTransportFactory } from "./registry.js";
-import { amqpTransport } from "./transports/amqp.js";
-import { registerNodeBackends } from "./backends/node.js";
-import { registerAllSerializers } from "./serializers/all.js";
-import { enableResults } from "./waiting.js";
-
-registerTransportFactory(["amqp", "amqps", "pyamqp"], (url) => amqpTransport(url));
-registerNodeBackends();
-registerAllSerializers();
-enableResults();
-
+export { Celery, NODE_TRANSPORTS, NODE_BACKENDS } from "./node-app.js";
 export {
-  Celery,
   Task,
   AsyncResult,
-  registerSerializer,
-  getSerializer,
+  resultWaiting,
   PyTuple,
-  registerTransportFactory,
-  registerBackendFactory,
   CeleryError,
   ConfigurationError,
   SerializationError,
@@ -67,8 +54,13 @@ export type {
   TaskState,
   Serializer,
   ErrorCode,
+  TransportFactory,
+  TransportFactories,
+  BackendFactory,
+  BackendFactories,
+  BackendContext,
+  ResultWaiting,
 } from "./index.js";
 export { AmqpTransport, amqpTransport } from "./transports/amqp.js";
-export { registerAllSerializers } from "./serializers/all.js";
-export { enableResults } from "./waiting.js";
+export { allSerializers, jsonSerializer, yamlSerializer, msgpackSerializer, pickleSerializer } from "./serializers/all.js";
 export type { AmqpTransportOptions } from "./transports/amqp.js";

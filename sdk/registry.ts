@@ -1,15 +1,17 @@
 /**
  * @module
- * Broker and result-backend URLs are resolved through factories that runtime entries register:
- * the Node entry registers `amqp://`, `redis://`, `rpc://`; the universal core registers none, so an
- * edge bundle never pulls in a Node-only client.
+ * What a broker or result-backend URL resolves to, per app: the app's `transports` and `backends`
+ * (scheme → factory). The Node entry's `Celery` gives each app `amqp://`, `redis://` and `rpc://`;
+ * the universal `Celery` has none, so an edge bundle never pulls in a Node-only client. Nothing is
+ * registered globally, so no bundler can drop a registration.
  */
 import { ConfigurationError, UnsupportedRuntimeError } from "./errors.js";
 import type { Transport } from "./transport.js";
 import type { ResultBackend } from "./backends/backend.js";
+import type { Serializers } from "./serializers/registry.js";
 
 export interface BackendContext {
-  /** The app's broker transport factory input, for backends (rpc://) that reuse the broker. */
+  /** The app's broker URL, for backends (rpc://) that reuse the broker. */
   brokerUrl: string | undefined;
   /** The producer's reply queue (Celery's `oid`). */
   replyTo: string;
@@ -17,51 +19,35 @@ export interface BackendContext {
   resultSerializer?: string;
   /** The app's `resultAccept` (Celery's `result_accept_content`): the formats a result may be read in. */
   resultAccept?: readonly string[];
+  /** The app's serializers, which results are read with. */
+  serializers: Serializers;
 }
 
 export type TransportFactory = (url: string) => Transport;
 export type BackendFactory = (url: string, context: BackendContext) => ResultBackend;
+/** Broker URL schemes (`amqp`, without `://`) and the transport each makes. */
+export type TransportFactories = Readonly<Record<string, TransportFactory>>;
+/** Result-backend URL schemes (`redis`, `rpc`) and the backend each makes. */
+export type BackendFactories = Readonly<Record<string, BackendFactory>>;
 
-const transports = new Map<string, TransportFactory>();
-const backends = new Map<string, BackendFactory>();
+/** Schemes whose clients need Node (raw TCP); the universal `Celery` has none of them. */
+const NODE_ONLY = { broker: ["amqp", "amqps", "pyamqp"], "result backend": ["redis", "rediss", "rpc"] };
 
-export function registerTransportFactory(schemes: readonly string[], factory: TransportFactory): void {
-  for (const s of schemes) transports.set(s, factory);
-}
-
-export function registerBackendFactory(schemes: readonly string[], factory: BackendFactory): void {
-  for (const s of schemes) backends.set(s, factory);
-}
-
-/** The URL's scheme; a string without one is shown only after its last `@` (what precedes may be a password). */
-function schemeOf(url: string, what: string): string {
+function factoryFor<F>(url: string, what: keyof typeof NODE_ONLY, factories: Readonly<Record<string, F>> = {}): F {
   const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
+  // A string without a scheme is shown only after its last `@` (what precedes may be a password).
   if (!m) throw new ConfigurationError(`${what} must be a URL such as amqp://user:pass@host:5672//, got ${JSON.stringify(url.replace(/^[^]*@/, "***@"))}`);
-  return m[1]!.toLowerCase();
-}
-
-/** Schemes whose clients need Node (raw TCP); the universal entry registers none of them. */
-const NODE_ONLY = { broker: new Set(["amqp", "amqps", "pyamqp"]), "result backend": new Set(["redis", "rediss", "rpc"]) };
-
-function unknownScheme(what: keyof typeof NODE_ONLY, scheme: string, known: Map<string, unknown>): Error {
-  if (NODE_ONLY[what].has(scheme) && !known.has(scheme)) {
-    return new UnsupportedRuntimeError(
+  const scheme = m[1]!.toLowerCase();
+  if (Object.hasOwn(factories, scheme)) return factories[scheme]!;
+  if (NODE_ONLY[what].includes(scheme)) {
+    throw new UnsupportedRuntimeError(
       `${what} ${scheme}:// needs Node.js (import "celery-edge" under Node); on edge runtimes publish with sqsRelay from "celery-edge/sqs"`,
     );
   }
-  return new ConfigurationError(`unknown ${what} scheme ${scheme}:// (known: ${[...known.keys()].join(", ") || "none registered"})`);
+  throw new ConfigurationError(`unknown ${what} scheme ${scheme}:// (known: ${Object.keys(factories).join(", ") || "none"})`);
 }
 
-export function transportFor(url: string): Transport {
-  const scheme = schemeOf(url, "broker");
-  const factory = transports.get(scheme);
-  if (!factory) throw unknownScheme("broker", scheme, transports);
-  return factory(url);
-}
+export const transportFor = (url: string, factories: TransportFactories | undefined): Transport => factoryFor(url, "broker", factories)(url);
 
-export function backendFor(url: string, context: BackendContext): ResultBackend {
-  const scheme = schemeOf(url, "backend");
-  const factory = backends.get(scheme);
-  if (!factory) throw unknownScheme("result backend", scheme, backends);
-  return factory(url, context);
-}
+export const backendFor = (url: string, context: BackendContext, factories: BackendFactories | undefined): ResultBackend =>
+  factoryFor(url, "result backend", factories)(url, context);

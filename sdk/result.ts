@@ -1,16 +1,18 @@
 /**
  * @module
- * `AsyncResult`: a handle on a sent task, like Celery's. Waiting is done by `waiting.ts`, which the
- * Node entry enables (edge bundles have no result backend, so they do not carry that code; there
- * `get()` throws `UnsupportedRuntimeError` unless `enableResults()` was called with a fetch-capable
- * backend configured).
+ * `AsyncResult`: a handle on a sent task, like Celery's. It waits through its app, with the app's
+ * backend and the app's `resultWaiting` (`waiting.ts`; edge bundles have no result backend, so
+ * they do not carry that code: there `get()` throws `UnsupportedRuntimeError` unless the app was
+ * given `resultWaiting` and a fetch-capable backend).
  */
-import { UnsupportedRuntimeError } from "./errors.js";
 import { READY_STATES, type ResultBackend, type TaskState } from "./backends/backend.js";
 
-/** What `AsyncResult` needs from the app; kept narrow so results can be re-attached anywhere. */
+/** What `AsyncResult` needs from its app; kept narrow so results can be re-attached anywhere. */
 export interface ResultHost {
-  resultBackendOrThrow(): ResultBackend;
+  /** How the app waits on its backend; throws `UnsupportedRuntimeError` when it was given no way. */
+  waiting(): ResultWaiting;
+  /** The app's result backend; throws `ConfigurationError` when it has none. */
+  backend(): ResultBackend;
   revoke(taskId: string, options?: { terminate?: boolean; signal?: string }): Promise<void>;
 }
 
@@ -21,26 +23,10 @@ export interface GetOptions {
   propagate?: boolean;
 }
 
-/** The waiting half of results, installed by `enableResults()` (see `waiting.ts`). */
+/** The waiting half of results (see `waiting.ts`): an app option, so bundles without it stay small. */
 export interface ResultWaiting {
   gather(backend: ResultBackend, results: readonly AsyncResult<unknown>[], options: GetOptions): Promise<unknown[]>;
   state(backend: ResultBackend, taskId: string): Promise<TaskState>;
-}
-
-let waiting: ResultWaiting | undefined;
-
-/** @internal Called by `enableResults()`. */
-export function installResultWaiting(impl: ResultWaiting): void {
-  waiting = impl;
-}
-
-export function resultWaiting(): ResultWaiting {
-  if (!waiting) {
-    throw new UnsupportedRuntimeError(
-      'waiting for results is not enabled here: import "celery-edge" under Node, or call enableResults() and pass a fetch-based ResultBackend',
-    );
-  }
-  return waiting;
 }
 
 export class AsyncResult<R = unknown> {
@@ -48,9 +34,9 @@ export class AsyncResult<R = unknown> {
   declare readonly id: string;
   /** Set when the task was sent with `ignoreResult: true`: there is nothing to wait for. */
   declare readonly ignoreResult: boolean;
-  /** @internal */
-  declare readonly host: ResultHost;
+  declare private readonly host: ResultHost;
 
+  /** Made by the app (`app.asyncResult(id)`, or by sending a task). */
   constructor(id: string, host: ResultHost, options: { ignoreResult?: boolean } = {}) {
     this.id = id;
     this.host = host;
@@ -59,12 +45,12 @@ export class AsyncResult<R = unknown> {
 
   /** Waits for the task and returns its result (Celery's `result.get()`). */
   async get(options: GetOptions = {}): Promise<R> {
-    const [value] = await resultWaiting().gather(this.host.resultBackendOrThrow(), [this], options);
+    const [value] = await this.host.waiting().gather(this.host.backend(), [this], options);
     return value as R;
   }
 
   state(): Promise<TaskState> {
-    return resultWaiting().state(this.host.resultBackendOrThrow(), this.id);
+    return this.host.waiting().state(this.host.backend(), this.id);
   }
 
   async ready(): Promise<boolean> {
@@ -81,7 +67,7 @@ export class AsyncResult<R = unknown> {
 
   /** Removes the stored result (Celery's `forget()`). */
   forget(): Promise<void> {
-    return this.host.resultBackendOrThrow().forget(this.id);
+    return this.host.backend().forget(this.id);
   }
 
   /** Cancels the task: a parked task's schedule is deleted; a queued one is revoked on the workers. */

@@ -3,10 +3,10 @@
  * Revoking, as Python's `app.control.revoke(task_id)`: a broadcast `revoke` command on the
  * `celery.pidbox` fanout exchange that every worker's control consumer receives, so a worker
  * discards the task when it arrives. A parked task (far ETA) is cancelled by the scheduler function,
- * which receives the same command on its queue and deletes the schedule.
+ * which receives the same command on its queue and deletes the schedule. The app numbers its
+ * commands (`clock`) and sends them (`app.revoke`).
  */
-import type { Celery } from "./app.js";
-import { getSerializer } from "./serializers/index.js";
+import { jsonSerializer as json } from "./serializers/json.js";
 import type { TaskMessage } from "./protocol/message.js";
 
 export const PIDBOX_EXCHANGE = "celery.pidbox";
@@ -22,7 +22,6 @@ export interface RevokeOptions {
 /** kombu Mailbox._publish's message for `revoke`, json-encoded, transient, headers clock/expires. */
 export function revokeMessage(taskId: string | readonly string[], options: RevokeOptions = {}, clock = 1): TaskMessage {
   const first = typeof taskId === "string" ? taskId : taskId[0]!;
-  const json = getSerializer("json");
   const body = {
     method: "revoke",
     arguments: { task_id: taskId, terminate: options.terminate ?? false, signal: options.signal ?? "SIGTERM" },
@@ -46,13 +45,4 @@ export function revokeMessage(taskId: string | readonly string[], options: Revok
     declare: { exchange: PIDBOX_EXCHANGE, exchangeType: "fanout", routingKey: "", durable: false },
     meta: { id: first, name: REVOKE_TASK_NAME, eta: null },
   };
-}
-
-let clock = 0;
-
-export async function revokeTask(app: Celery, taskId: string, options: RevokeOptions): Promise<void> {
-  const message = revokeMessage(taskId, options, ++clock);
-  const parking = app.options.parking;
-  // The scheduler function deletes a parked schedule; the broker copy reaches running workers.
-  await Promise.all([parking?.transport.publish(message), app.transport === parking?.transport ? undefined : app.transport.publish(message)]);
 }

@@ -2,11 +2,12 @@
  * @module
  * Waiting for results: one backend subscription for any number of results, and turning a stored
  * meta into the value or a `TaskFailedError`. Kept apart from `result.ts` so edge bundles, which
- * have no backend, do not carry it; `enableResults()` installs it (the Node entry does).
+ * have no backend, do not carry it: an app waits with the `resultWaiting` it was given (the Node
+ * entry's `Celery` gives every app this one).
  */
 import { ConfigurationError, TaskFailedError } from "./errors.js";
 import type { ResultBackend, ResultMeta } from "./backends/backend.js";
-import { installResultWaiting, type AsyncResult, type GetOptions, type ResultWaiting } from "./result.js";
+import type { AsyncResult, GetOptions, ResultWaiting } from "./result.js";
 
 export function failureOf(meta: ResultMeta): TaskFailedError {
   // Backends decode the exception (Celery's dict or a pickled one) where they decode the meta, so
@@ -26,7 +27,8 @@ export function settle<R>(meta: ResultMeta, propagate: boolean): R {
   return failure as unknown as R;
 }
 
-const impl: ResultWaiting = {
+/** Waiting on a `ResultBackend`: pass it as `resultWaiting` to `new Celery()` where the entry does not. */
+export const resultWaiting: ResultWaiting = {
   async gather(backend: ResultBackend, results: readonly AsyncResult<unknown>[], options: GetOptions): Promise<unknown[]> {
     const ignored = results.find((r) => r.ignoreResult);
     if (ignored) throw new ConfigurationError(`task ${ignored.id} was sent with ignoreResult: true, so the worker stores no result to get`);
@@ -41,8 +43,3 @@ const impl: ResultWaiting = {
     return (await backend.getMeta(taskId)).status;
   },
 };
-
-/** Makes `AsyncResult.get()`, `state()` and `app.gather()` work in this bundle. */
-export function enableResults(): void {
-  installResultWaiting(impl);
-}

@@ -12,7 +12,7 @@ import { decodeJson } from "../../sdk/serializers/json.js";
 import type { DecodeLimits } from "../../sdk/serializers/limits.js";
 import { decodeMsgpack } from "../../sdk/serializers/msgpack.js";
 import { decodePickle } from "../../sdk/serializers/pickle.js";
-import { decodeYaml } from "../../sdk/serializers/yaml.js";
+import { decodeYaml } from "../../sdk/serializers/yaml-read.js";
 import { PICKLE_CONTENT_TYPE, controlPlaneReason } from "./policy.js";
 
 export interface TaskView {

@@ -8,9 +8,10 @@
  * `ResultDecodeError` naming the task. Runtime-neutral: no Node built-ins.
  */
 import { ConfigurationError, ResultDecodeError } from "../errors.js";
-import { getSerializer, serializerForContentType } from "../serializers/index.js";
+import { allSerializers } from "../serializers/all.js";
 import { decodeJson, jsonSerializer } from "../serializers/json.js";
 import { checkInputSize, type DecodeLimits, type ResolvedDecodeLimits } from "../serializers/limits.js";
+import { normalizeContentType, serializerForContentType, serializerMap, serializerNamed, type Serializers } from "../serializers/registry.js";
 import type { Serializer } from "../serializers/serializer.js";
 import type { ResultMeta } from "./backend.js";
 import { metaFromStored } from "./exceptions.js";
@@ -23,22 +24,26 @@ const BUILTIN_CONTENT_TYPES: Readonly<Record<string, string>> = {
   pickle: "application/x-python-serialize",
 };
 
-/** A resolved `resultAccept`: the accepted content types, and the list as given (for messages). */
+/**
+ * A resolved `resultAccept`: the accepted content types, the list as given (for messages), and the
+ * app's serializers that decode them.
+ */
 export interface ResultAccept {
   readonly contentTypes: ReadonlySet<string>;
   readonly names: readonly string[];
+  readonly serializers: Serializers;
 }
 
-/** `content_type` without parameters, lower case, as kombu compares them. */
-export function normalizeContentType(contentType: string): string {
-  return (contentType.split(";")[0] ?? "").trim().toLowerCase();
-}
+export { normalizeContentType };
+
+/** What a backend built outside an app decodes with: kombu's four. */
+export const builtinSerializers = (): Serializers => serializerMap(allSerializers);
 
 /** The content type of a serializer name ("json") or a content type given as such ("application/json"). */
-export function contentTypeOf(nameOrContentType: string): string {
+export function contentTypeOf(nameOrContentType: string, serializers: Serializers = builtinSerializers()): string {
   if (nameOrContentType.includes("/")) return normalizeContentType(nameOrContentType);
   const builtin = BUILTIN_CONTENT_TYPES[nameOrContentType];
-  return normalizeContentType(builtin ?? getSerializer(nameOrContentType).contentType);
+  return normalizeContentType(builtin ?? serializerNamed(serializers, nameOrContentType).contentType);
 }
 
 /**
@@ -51,10 +56,10 @@ export function defaultResultAccept(resultSerializer?: string): string[] {
 
 /**
  * Checks and resolves `resultAccept`, kombu's `prepare_accept_content`: serializer names (json,
- * yaml, msgpack, pickle, or a registered custom one) and content types. Throws `ConfigurationError`
- * (ERR_INVALID_OPTION) for anything else.
+ * yaml, msgpack, pickle, or a custom one in `serializers`) and content types. Throws
+ * `ConfigurationError` (ERR_INVALID_OPTION) for anything else.
  */
-export function resolveResultAccept(accept: readonly string[]): ResultAccept {
+export function resolveResultAccept(accept: readonly string[], serializers: Serializers = builtinSerializers()): ResultAccept {
   if (!Array.isArray(accept) || accept.length === 0 || !accept.every((a) => typeof a === "string" && a.trim() !== "")) {
     throw new ConfigurationError(`resultAccept must be a non-empty list of serializer names or content types, e.g. ["json"]; got ${JSON.stringify(accept)}`, {
       code: "ERR_INVALID_OPTION",
@@ -62,11 +67,11 @@ export function resolveResultAccept(accept: readonly string[]): ResultAccept {
   }
   let contentTypes: Set<string>;
   try {
-    contentTypes = new Set(accept.map(contentTypeOf));
+    contentTypes = new Set(accept.map((a) => contentTypeOf(a, serializers)));
   } catch (err) {
     throw new ConfigurationError(`resultAccept: ${err instanceof Error ? err.message : String(err)}`, { code: "ERR_INVALID_OPTION", cause: err });
   }
-  return Object.freeze({ contentTypes, names: Object.freeze([...accept]) });
+  return Object.freeze({ contentTypes, names: Object.freeze([...accept]), serializers });
 }
 
 const describeTask = (taskId: string): string => (taskId === "" ? "a task with no id" : `task ${taskId}`);
@@ -100,7 +105,8 @@ function limitedDecoder(serializer: Serializer): LimitedDecode {
  * Decodes one result body of `contentType` into a task meta. `taskId` is the id the backend
  * received it for (the redis key, the rpc correlation id). Throws `ResultDecodeError` when the
  * format is not accepted, no serializer reads it, the serializer refuses the bytes (malformed, or
- * over `limits`), or what it holds is no Celery task meta.
+ * over `limits`), or what it holds is no Celery task meta. A promise only when the serializer must
+ * load its reader first (YAML, once).
  */
 export function decodeResultMeta(
   bytes: Uint8Array,
@@ -108,11 +114,24 @@ export function decodeResultMeta(
   taskId: string,
   accept: ResultAccept,
   limits: ResolvedDecodeLimits,
-): ResultMeta {
+): ResultMeta | Promise<ResultMeta> {
   const type = checkAccepted(contentType, taskId, accept);
   const task = describeTask(taskId);
-  const serializer = serializerForContentType(type);
-  if (!serializer) throw new ResultDecodeError(`the result of ${task} is ${type}, and no serializer for it is registered`, taskId || undefined);
+  const serializer = serializerForContentType(accept.serializers, type);
+  if (!serializer) throw new ResultDecodeError(`the result of ${task} is ${type}, and this app has no serializer for it`, taskId || undefined);
+  const loading = serializer.load?.();
+  if (!loading) return decodeWith(serializer, bytes, taskId, limits);
+  return loading.then(
+    () => decodeWith(serializer, bytes, taskId, limits),
+    (err: unknown) => {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new ResultDecodeError(`cannot load the ${serializer.name} reader for the result of ${task}: ${reason}`, taskId || undefined, { cause: err });
+    },
+  );
+}
+
+function decodeWith(serializer: Serializer, bytes: Uint8Array, taskId: string, limits: ResolvedDecodeLimits): ResultMeta {
+  const task = describeTask(taskId);
   try {
     checkInputSize(bytes.length, limits, serializer.name);
     const decoded = limitedDecoder(serializer)(bytes, limits);

@@ -16,9 +16,9 @@
 import type * as NodeRedis from "redis";
 import { ConfigurationError, ResultBackendError, ResultDecodeError, asCeleryError, redact } from "../errors.js";
 import { importPeer } from "../peer.js";
-import { getSerializer } from "../serializers/index.js";
+import { serializerNamed, type Serializers } from "../serializers/registry.js";
 import { resolveDecodeLimits, type DecodeLimits, type ResolvedDecodeLimits } from "../serializers/limits.js";
-import { checkAccepted, contentTypeOf, decodeResultMeta, defaultResultAccept, resolveResultAccept, type ResultAccept } from "./accept.js";
+import { builtinSerializers, checkAccepted, contentTypeOf, decodeResultMeta, defaultResultAccept, resolveResultAccept, type ResultAccept } from "./accept.js";
 import type { ResultBackend, ResultMeta, WaitOptions } from "./backend.js";
 import { pendingMeta } from "./exceptions.js";
 import { WaiterRegistry, type Wait } from "./waiters.js";
@@ -35,6 +35,8 @@ export interface RedisBackendOptions {
   resultAccept?: readonly string[];
   /** Caps on what decoding one meta may read, build and nest. @default DEFAULT_DECODE_LIMITS */
   decodeLimits?: DecodeLimits;
+  /** The serializers results are read with (the app's, for a `redis://` URL). @default json, yaml, msgpack and pickle */
+  serializers?: Serializers;
   /** Milliseconds to wait for a connection. @default 10 000 */
   connectTimeout?: number;
   /** `CLIENT SETNAME` of this backend's connections, so they can be told apart in `CLIENT LIST`. @default "celery-edge" */
@@ -111,22 +113,26 @@ export interface StoredMetaFormat {
  * `ResultDecodeError` naming the task when `resultAccept` does not allow that format, when the bytes
  * are not in it or break a decoder limit, or when they hold no Celery task meta.
  */
-export function decodeStoredMeta(bytes: Uint8Array, taskId: string, format: string | StoredMetaFormat): ResultMeta {
+export function decodeStoredMeta(bytes: Uint8Array, taskId: string, format: string | StoredMetaFormat): ResultMeta | Promise<ResultMeta> {
   const { resultSerializer, resultAccept, decodeLimits } = typeof format === "string" ? { resultSerializer: format } : format;
   const accept = resolveResultAccept(resultAccept ?? defaultResultAccept(resultSerializer));
   return decodeStored(bytes, taskId, resultSerializer, accept, resolveDecodeLimits(decodeLimits));
 }
 
-function decodeStored(bytes: Uint8Array, taskId: string, resultSerializer: string, accept: ResultAccept, limits: ResolvedDecodeLimits): ResultMeta {
-  const contentType = checkAccepted(contentTypeOf(resultSerializer), taskId, accept);
-  try {
-    return decodeResultMeta(bytes, contentType, taskId, accept, limits);
-  } catch (err) {
+function decodeStored(bytes: Uint8Array, taskId: string, resultSerializer: string, accept: ResultAccept, limits: ResolvedDecodeLimits): ResultMeta | Promise<ResultMeta> {
+  const contentType = checkAccepted(contentTypeOf(resultSerializer, accept.serializers), taskId, accept);
+  // Redis keeps no content type: say which setting has to match the workers'.
+  const explain = (err: unknown): never => {
     if (!(err instanceof ResultDecodeError)) throw err;
-    // Redis keeps no content type: say which setting has to match the workers'.
     throw new ResultDecodeError(`${err.message} (if the workers' result_serializer is not ${resultSerializer}, set resultSerializer to it)`, taskId, {
       cause: err.cause,
     });
+  };
+  try {
+    const meta = decodeResultMeta(bytes, contentType, taskId, accept, limits);
+    return meta instanceof Promise ? meta.catch(explain) : meta;
+  } catch (err) {
+    return explain(err);
   }
 }
 
@@ -178,9 +184,10 @@ export class RedisBackend implements ResultBackend {
     this.serializer = options.resultSerializer ?? "json";
     this.connectTimeout = options.connectTimeout ?? 10_000;
     this.clientName = options.clientName ?? "celery-edge";
-    getSerializer(this.serializer); // unknown names fail at construction
-    this.accept = resolveResultAccept(options.resultAccept ?? defaultResultAccept(this.serializer));
-    if (!this.accept.contentTypes.has(contentTypeOf(this.serializer))) {
+    const serializers = options.serializers ?? builtinSerializers();
+    serializerNamed(serializers, this.serializer); // unknown names fail at construction
+    this.accept = resolveResultAccept(options.resultAccept ?? defaultResultAccept(this.serializer), serializers);
+    if (!this.accept.contentTypes.has(contentTypeOf(this.serializer, serializers))) {
       throw new ConfigurationError(
         `resultSerializer ${this.serializer} is not in resultAccept (${this.accept.names.join(", ")}): every stored result would be refused`,
         { code: "ERR_INVALID_OPTION" },
@@ -265,17 +272,20 @@ export class RedisBackend implements ResultBackend {
    */
   private deliver(taskId: string, bytes: Uint8Array): void {
     if (!this.waiters.has(taskId)) return;
-    let meta: ResultMeta;
-    try {
-      meta = decodeStored(bytes, taskId, this.serializer, this.accept, this.limits);
-    } catch (err) {
+    const refuse = (err: unknown): void =>
       this.waiters.rejectFor(
         taskId,
         err instanceof ResultDecodeError ? err : new ResultDecodeError(`cannot read the result of task ${taskId}: ${String(err)}`, taskId, { cause: err }),
       );
+    let meta: ResultMeta | Promise<ResultMeta>;
+    try {
+      meta = decodeStored(bytes, taskId, this.serializer, this.accept, this.limits);
+    } catch (err) {
+      refuse(err);
       return;
     }
-    this.waiters.deliver(taskId, meta);
+    if (meta instanceof Promise) meta.then((m) => this.waiters.deliver(taskId, m), refuse);
+    else this.waiters.deliver(taskId, meta);
   }
 
   /** One SUBSCRIBE for the ids nobody waited on yet; each of their waits starts once it took effect. */

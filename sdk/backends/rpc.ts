@@ -26,6 +26,7 @@ import { checkAccepted, decodeResultMeta, resolveResultAccept, type ResultAccept
 import type { ResultBackend, ResultMeta, WaitOptions } from "./backend.js";
 import { pendingMeta } from "./exceptions.js";
 import { WaiterRegistry } from "./waiters.js";
+import type { Serializers } from "../serializers/registry.js";
 
 export interface RpcBackendOptions {
   /** The broker's `amqp://` URL; results travel over their own connection to it. */
@@ -44,6 +45,8 @@ export interface RpcBackendOptions {
   resultAccept?: readonly string[];
   /** Caps on what decoding one reply may read (after inflating), build and nest. @default DEFAULT_DECODE_LIMITS */
   decodeLimits?: DecodeLimits;
+  /** The serializers replies are read with (the app's, for an `rpc://` URL). @default json, yaml, msgpack and pickle */
+  serializers?: Serializers;
 }
 
 interface Link {
@@ -92,7 +95,7 @@ export class RpcBackend implements ResultBackend {
     this.expiresMs = Math.round((options.expires ?? 86_400) * 1000);
     this.connectTimeout = options.connectTimeout ?? 10_000;
     this.maxCached = options.maxCachedResults ?? 10_000;
-    this.accept = resolveResultAccept(options.resultAccept ?? ["json"]);
+    this.accept = resolveResultAccept(options.resultAccept ?? ["json"], options.serializers);
     this.limits = resolveDecodeLimits(options.decodeLimits);
     this.waiters = new WaiterRegistry({ where: this.where });
   }

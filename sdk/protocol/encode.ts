@@ -7,7 +7,6 @@ import { COMPRESSION_CONTENT_TYPE, compress } from "../compression.js";
 import type { CompressionName, ProtocolVersion } from "../options.js";
 import type { QueueDeclaration } from "../routing.js";
 import { SerializationError } from "../errors.js";
-import { getSerializer } from "../serializers/index.js";
 import type { Serializer } from "../serializers/serializer.js";
 import type { TaskFields } from "./fields.js";
 import type { HeaderValue, MessageProperties, TaskMessage } from "./message.js";
@@ -16,7 +15,8 @@ import { bodyV2, headersV2 } from "./v2.js";
 
 export interface SendSettings {
   protocol: ProtocolVersion;
-  serializer: string;
+  /** The body's serializer (the app's, by the name the options give). */
+  serializer: Serializer;
   compression: CompressionName | undefined;
   exchange: string;
   routingKey: string;
@@ -46,7 +46,7 @@ function encodeBody(serializer: Serializer, body: unknown): Uint8Array {
  * only compression (CompressionStream) is asynchronous, and only messages that ask for it pay.
  */
 export function encodeTaskMessage(fields: TaskFields, s: SendSettings): TaskMessage | Promise<TaskMessage> {
-  const serializer = getSerializer(s.serializer);
+  const serializer = s.serializer;
   const headers: Record<string, HeaderValue> = s.protocol === 2 ? headersV2(fields) : {};
   if (s.headers) Object.assign(headers, s.headers);
   const body = encodeBody(serializer, s.protocol === 2 ? bodyV2(fields) : bodyV1(fields));

@@ -14,4 +14,9 @@ export interface Serializer {
   /** Throws `SerializationError` naming the offending path for values the format cannot carry. */
   encode(value: unknown): Uint8Array;
   decode(bytes: Uint8Array): unknown;
+  /**
+   * Loads what `decode` needs when that is imported on first use (the YAML reader and its library):
+   * a promise to await before `decode`, or undefined once `decode` can run. @default always ready
+   */
+  load?(): Promise<void> | undefined;
 }

@@ -49,7 +49,7 @@ afterAll(async () => {
 type Mutable = Envelope & Record<string, unknown>;
 
 async function taskEnvelope(task: string, args: unknown[], options: Record<string, unknown> = {}): Promise<Mutable> {
-  const message = await builder.buildMessage(task, {}, { args, queue: QUEUE, ...options }, false);
+  const message = await builder.buildMessage(task, { args, queue: QUEUE, ...options });
   return JSON.parse(JSON.stringify(toEnvelope(message))) as Mutable;
 }
 

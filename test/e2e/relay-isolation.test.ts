@@ -77,7 +77,7 @@ async function runsPerTask(): Promise<Map<string, number>> {
   return runs;
 }
 
-const honestTask = (n: number): Promise<TaskMessage> => app.buildMessage("tasks.add", {}, { args: [n, 7], queue: QUEUE }, false);
+const honestTask = (n: number): Promise<TaskMessage> => app.buildMessage("tasks.add", { args: [n, 7], queue: QUEUE });
 
 interface RelayLine {
   message: string;
@@ -231,12 +231,12 @@ describe("a channel error during a batch, relayRecord on a real AmqpTransport", 
     const deps: RelayDeps = { broker: observed(broker, failures), policy, trustedForwarders: [], forceMandatory: true, logger: quiet, ...(solo ? { solo } : {}) };
     const record = (m: TaskMessage): SQSRecord => sqsRecord(encodeEnvelope(m), randomUUID());
     try {
-      const warmUp = [await honestTask(-2), await app.buildMessage("tasks.add", {}, { args: [-3, 7], exchange: DOOMED_EXCHANGE, routingKey: "sink" }, false)];
+      const warmUp = [await honestTask(-2), await app.buildMessage("tasks.add", { args: [-3, 7], exchange: DOOMED_EXCHANGE, routingKey: "sink" })];
       for (const m of warmUp) await relayRecord(record(m), deps);
       await withChannel((ch) => ch.deleteExchange(DOOMED_EXCHANGE));
 
       const honest = await Promise.all(Array.from({ length: 11 }, (_, i) => honestTask(200 + i)));
-      const doomed = await app.buildMessage("tasks.add", {}, { args: [-4, 7], exchange: DOOMED_EXCHANGE, routingKey: "sink" }, false);
+      const doomed = await app.buildMessage("tasks.add", { args: [-4, 7], exchange: DOOMED_EXCHANGE, routingKey: "sink" });
       const batch = [...honest.slice(0, 3), doomed, ...honest.slice(3)];
       // As Powertools' BatchProcessor runs an SQS batch: every record at once.
       const outcomes = await Promise.allSettled(batch.map((m) => relayRecord(record(m), deps)));

@@ -137,7 +137,7 @@ async function dlqMessageIds(): Promise<string[]> {
 describe("a broker outage of a scaled hour", () => {
   it("ends with every task executed exactly once and only the poison records dead-lettered", async () => {
     // Prepare: two records that can never pass, whatever the broker does.
-    const honestShape = JSON.parse(encodeEnvelope(await app.buildMessage("tasks.add", {}, { args: [0, 0] }, false))) as { properties: Record<string, unknown> };
+    const honestShape = JSON.parse(encodeEnvelope(await app.buildMessage("tasks.add", { args: [0, 0] }))) as { properties: Record<string, unknown> };
     const unknownContentType = JSON.stringify({ ...honestShape, properties: { ...honestShape.properties, contentType: "application/x-evil" } });
     const revoke = revokeMessage("3b9a3a57-1f0e-4b8e-9a59-2d1d2f0c0a11");
     const shutdown = encodeEnvelope({

@@ -89,7 +89,7 @@ describe("the relay republishes byte for byte", () => {
     const direct = new AmqpTransport({ url: "amqp://guest:guest@127.0.0.1:5672//" });
     try {
       for (const serializer of ["json", "msgpack", "pickle"]) {
-        const message = await app.buildMessage("tasks.echo", {}, { args: [1, "é", { x: [1.5] }], kwargs: { z: null }, serializer, queue, priority: 3, expires: 600, compression: serializer === "pickle" ? "zlib" : undefined }, false);
+        const message = await app.buildMessage("tasks.echo", { args: [1, "é", { x: [1.5] }], kwargs: { z: null }, serializer, queue, priority: 3, expires: 600, compression: serializer === "pickle" ? "zlib" : undefined });
         await direct.publish(message);
         const viaDirect = await getRawMessage(queue, 5_000);
         await app.transport.publish(message);

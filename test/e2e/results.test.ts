@@ -15,7 +15,7 @@ import {
 } from "../../sdk/node.js";
 import { exceptionInfo } from "../../sdk/backends/exceptions.js";
 import { decodeStoredMeta, type RedisBackend } from "../../sdk/backends/redis.js";
-import { getSerializer } from "../../sdk/serializers/index.js";
+import { msgpackSerializer } from "../../sdk/serializers/msgpack.js";
 import type { RpcBackend } from "../../sdk/backends/rpc.js";
 import { startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.js";
 import { deleteQueues, rabbitmqctl, withChannel } from "../helpers/rabbit.js";
@@ -178,7 +178,7 @@ describe("reading what Celery stores", () => {
   it("refuses a meta in another format than the configured serializer's instead of guessing the format from its bytes", () => {
     // Arrange
     const meta = { status: "SUCCESS", result: [1, "two"], traceback: null, children: [], date_done: "2024-01-02T03:04:05.000006", task_id: "t-1" };
-    const bytes = getSerializer("msgpack").encode(meta);
+    const bytes = msgpackSerializer.encode(meta);
 
     // Act
     const error = (() => {
@@ -357,7 +357,7 @@ describe("the redis:// backend", () => {
   it("gathers 200 results over one subscriber and one command connection", async () => {
     // Arrange
     const { add, sleep } = tasksOf(app);
-    const backend = app.resultBackendOrThrow() as RedisBackend;
+    const backend = app.backend as RedisBackend;
     const opened = backend.connectionsOpened;
     // Four busy pool processes keep the 200 tasks queued while the subscription is checked.
     const blockers = await Promise.all([0, 1, 2, 3].map(() => sleep.delay(2)));
@@ -537,7 +537,7 @@ describe("the rpc:// backend", () => {
   it("gathers 200 results over one AMQP connection and one consumer", async () => {
     // Arrange
     const { add } = tasksOf(app);
-    const backend = app.resultBackendOrThrow() as RpcBackend;
+    const backend = app.backend as RpcBackend;
     const results: AsyncResult<number>[] = await Promise.all(Array.from({ length: 200 }, (_, i) => add.delay(i, 1)));
     const started = Date.now();
 

@@ -143,8 +143,8 @@ describe("a record failing in a batch whose other records succeed", () => {
   it("is the only one reported for retry, runs once when retried, and the others run exactly once", async () => {
     // Prepare: the tenth record targets a routing key nothing is bound to yet (unroutable).
     const { handler } = (await import("../../functions/relay/handler.js")) as { handler: (e: SQSEvent, c: Context) => Promise<SQSBatchResponse> };
-    const good = await Promise.all(Array.from({ length: 9 }, (_, i) => app.buildMessage("tasks.add", {}, { args: [i, 2], queue: QUEUE }, false)));
-    const late = await app.buildMessage("tasks.add", {}, { args: [99, 2], exchange: "celery_edge.topic", routingKey: "rel.late.key" }, false);
+    const good = await Promise.all(Array.from({ length: 9 }, (_, i) => app.buildMessage("tasks.add", { args: [i, 2], queue: QUEUE })));
+    const late = await app.buildMessage("tasks.add", { args: [99, 2], exchange: "celery_edge.topic", routingKey: "rel.late.key" });
     const event: SQSEvent = { Records: [...good, late].map((m, i) => sqsRecord(encodeEnvelope(m), `m-${i}`, { queueArn: harness.intake.arn })) };
 
     // Act
@@ -172,7 +172,7 @@ describe("a record failing in a batch whose other records succeed", () => {
     // Prepare: one SendMessageBatch of nine good envelopes and one the relay can never decode.
     const dlqBefore = await dlqDepth();
     const receivesBefore = harness.runner.stats.records;
-    const good = await Promise.all(Array.from({ length: 9 }, (_, i) => app.buildMessage("tasks.add", {}, { args: [i, 3], queue: QUEUE }, false)));
+    const good = await Promise.all(Array.from({ length: 9 }, (_, i) => app.buildMessage("tasks.add", { args: [i, 3], queue: QUEUE })));
     const poison = JSON.stringify({ ...JSON.parse(encodeEnvelope(good[0]!)), bodyEncoding: "base64", body: "not base64!" });
 
     // Act

@@ -271,7 +271,7 @@ describe("the SQS transport refuses oversize tasks before calling SQS", () => {
 
 const builder = new Celery({ broker: new RecordingTransport() });
 const validEnvelope = async (options: Record<string, unknown> = {}): Promise<Record<string, unknown>> =>
-  JSON.parse(encodeEnvelope(await builder.buildMessage("tasks.echo", {}, { args: [1], queue: "ce.default", ...options }, false))) as Record<string, unknown>;
+  JSON.parse(encodeEnvelope(await builder.buildMessage("tasks.echo", { args: [1], queue: "ce.default", ...options }))) as Record<string, unknown>;
 
 /** The envelope with `change` applied (`undefined` deletes a key); `at` is a dotted path. */
 async function envelopeWith(at: string, value: unknown, base?: Record<string, unknown>): Promise<string> {

@@ -16,7 +16,7 @@ import { decodeJson } from "../../sdk/serializers/json.js";
 import { resolveDecodeLimits, type DecodeLimits } from "../../sdk/serializers/limits.js";
 import { decodeMsgpack } from "../../sdk/serializers/msgpack.js";
 import { decodePickle } from "../../sdk/serializers/pickle.js";
-import { decodeYaml } from "../../sdk/serializers/yaml.js";
+import { decodeYaml } from "../../sdk/serializers/yaml-read.js";
 import { capturedPayloads } from "../fixtures/results/hostile.js";
 
 const RUNS = Number(process.env.DECODER_FUZZ_RUNS ?? 10_000);

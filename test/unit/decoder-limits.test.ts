@@ -10,12 +10,12 @@ import { describe, expect, it } from "vitest";
 import { decodeResultMeta, resolveResultAccept } from "../../sdk/backends/accept.js";
 import { decodeStoredMeta, RedisBackend } from "../../sdk/backends/redis.js";
 import { ConfigurationError, PayloadTooLargeError, ResultBackendError, ResultDecodeError, SerializationError } from "../../sdk/errors.js";
-import { registerAllSerializers } from "../../sdk/serializers/all.js";
+import { yamlSerializer } from "../../sdk/serializers/yaml.js";
 import { decodeJson } from "../../sdk/serializers/json.js";
 import { DEFAULT_DECODE_LIMITS, resolveDecodeLimits } from "../../sdk/serializers/limits.js";
 import { decodeMsgpack, msgpackSerializer } from "../../sdk/serializers/msgpack.js";
 import { decodePickle, encodePickle } from "../../sdk/serializers/pickle.js";
-import { decodeYaml, scanYaml } from "../../sdk/serializers/yaml.js";
+import { decodeYaml, scanYaml } from "../../sdk/serializers/yaml-read.js";
 import {
   capturedPayloads,
   jsonNested,
@@ -30,7 +30,7 @@ import {
   yamlNestedSequence,
 } from "../fixtures/results/hostile.js";
 
-registerAllSerializers();
+await yamlSerializer.load();
 
 const CHILD = fileURLToPath(new URL("../fixtures/results/decode-child.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -472,12 +472,12 @@ describe("resultAccept", () => {
     expect((error as Error).message).toBe("resultSerializer pickle is not in resultAccept (json): every stored result would be refused");
   });
 
-  it("reads what the workers store when resultSerializer names their format, as the default resultAccept follows it", () => {
+  it("reads what the workers store when resultSerializer names their format, as the default resultAccept follows it", async () => {
     // Arrange
     const stored = capturedPayloads().filter((p) => p.name.startsWith("worker-"));
 
     // Act
-    const statuses = stored.map((p) => decodeStoredMeta(p.bytes, "t", { resultSerializer: p.name.split("-")[1]! }).status);
+    const statuses = (await Promise.all(stored.map((p) => decodeStoredMeta(p.bytes, "t", { resultSerializer: p.name.split("-")[1]! })))).map((m) => m.status);
 
     // Assert
     expect(statuses).toHaveLength(12);

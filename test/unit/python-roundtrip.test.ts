@@ -12,15 +12,18 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getSerializer } from "../../sdk/serializers/index.js";
+import { serializerMap, serializerNamed } from "../../sdk/serializers/registry.js";
+import { yamlSerializer } from "../../sdk/serializers/yaml.js";
 import { pyRepr } from "../../sdk/protocol/python-repr.js";
 import { decodePickle } from "../../sdk/serializers/pickle.js";
 import { PyTuple } from "../../sdk/serializers/python-values.js";
 import { SerializationError } from "../../sdk/errors.js";
 import { FEATURES, pythonValue, taskBody, typedView, type Format, type Typed } from "../helpers/values.js";
-import { registerAllSerializers } from "../../sdk/serializers/all.js";
+import { allSerializers } from "../../sdk/serializers/all.js";
 
-registerAllSerializers();
+const serializers = serializerMap(allSerializers);
+const getSerializer = (name: string) => serializerNamed(serializers, name);
+await yamlSerializer.load();
 
 const PYTHON = "/usr/bin/python3";
 const RUNS = 1000;

@@ -9,17 +9,19 @@ import { describe, expect, it } from "vitest";
 import { ConfigurationError, SerializationError } from "../../sdk/errors.js";
 import { formatPyFloat, pyRepr } from "../../sdk/protocol/python-repr.js";
 import { checkValue, MAX_DEPTH, type CheckOptions } from "../../sdk/serializers/check.js";
-import { getSerializer, registerSerializer, serializerForContentType } from "../../sdk/serializers/index.js";
+import { serializerForContentType, serializerMap, serializerNamed } from "../../sdk/serializers/registry.js";
 import { JSON_RULES } from "../../sdk/serializers/json.js";
 import { MSGPACK_RULES } from "../../sdk/serializers/msgpack.js";
 import { decodePickle, encodePickle, PICKLE_RULES } from "../../sdk/serializers/pickle.js";
 import { PyTuple } from "../../sdk/serializers/python-values.js";
 import type { Serializer } from "../../sdk/serializers/serializer.js";
-import { YAML_RULES } from "../../sdk/serializers/yaml.js";
+import { YAML_RULES, yamlSerializer } from "../../sdk/serializers/yaml.js";
 import { loadVector, vectorNames } from "../helpers/vectors.js";
-import { registerAllSerializers } from "../../sdk/serializers/all.js";
+import { allSerializers } from "../../sdk/serializers/all.js";
 
-registerAllSerializers();
+const serializers = serializerMap(allSerializers);
+const getSerializer = (name: string): Serializer => serializerNamed(serializers, name);
+await yamlSerializer.load();
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");
@@ -302,14 +304,14 @@ describe("the serializer registry", () => {
   });
 
   it("finds the decoder for a content type, ignoring case and parameters", () => {
-    expect(serializerForContentType("application/json; charset=utf-8")?.name).toBe("json");
-    expect(serializerForContentType("APPLICATION/X-YAML")?.name).toBe("yaml");
-    expect(serializerForContentType("application/x-python-serialize")?.name).toBe("pickle");
-    expect(serializerForContentType("application/x-msgpack")?.name).toBe("msgpack");
-    expect(serializerForContentType("text/csv")).toBeUndefined();
+    expect(serializerForContentType(serializers, "application/json; charset=utf-8")?.name).toBe("json");
+    expect(serializerForContentType(serializers, "APPLICATION/X-YAML")?.name).toBe("yaml");
+    expect(serializerForContentType(serializers, "application/x-python-serialize")?.name).toBe("pickle");
+    expect(serializerForContentType(serializers, "application/x-msgpack")?.name).toBe("msgpack");
+    expect(serializerForContentType(serializers, "text/csv")).toBeUndefined();
   });
 
-  it("registers a custom serializer under its name and content type", () => {
+  it("adds a custom serializer under its name and content type, to that app's serializers only", () => {
     // Prepare
     const reversed: Serializer = {
       name: "test-reversed",
@@ -319,10 +321,11 @@ describe("the serializer registry", () => {
       decode: (bytes) => Array.from(bytes).reverse(),
     };
     // Act
-    registerSerializer(reversed);
+    const mine = serializerMap([reversed]);
     // Assess
-    expect(getSerializer("test-reversed")).toBe(reversed);
-    expect(serializerForContentType("application/x-test-reversed")).toBe(reversed);
-    expect(Array.from(getSerializer("test-reversed").encode([1, 2, 3]))).toEqual([3, 2, 1]);
+    expect(serializerNamed(mine, "test-reversed")).toBe(reversed);
+    expect(serializerForContentType(mine, "application/x-test-reversed")).toBe(reversed);
+    expect(Array.from(serializerNamed(mine, "test-reversed").encode([1, 2, 3]))).toEqual([3, 2, 1]);
+    expect(serializerForContentType(serializers, "application/x-test-reversed")).toBeUndefined();
   });
 });

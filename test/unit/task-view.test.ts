@@ -22,7 +22,7 @@ const encoder = new TextEncoder();
 
 /** A protocol 2 task as the SDK publishes it, with an ETA and an expiry. */
 function protocol2(): Promise<TaskMessage> {
-  return app.buildMessage("tasks.add", {}, { args: [1, 2], eta: ETA, expires: EXPIRES }, false);
+  return app.buildMessage("tasks.add", { args: [1, 2], eta: ETA, expires: EXPIRES });
 }
 
 /** The same message with some properties changed (headers replaced when given). */
@@ -205,7 +205,7 @@ describe("checkForBroker", () => {
 
   it("passes kombu's zlib compression", async () => {
     // Arrange
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], compression: "zlib" }, false);
+    const m = await app.buildMessage("tasks.add", { args: [1, 2], compression: "zlib" });
 
     // Act / Assess
     expect(() => checkForBroker(m)).not.toThrow();
@@ -244,7 +244,7 @@ describe("readTaskView reads protocol 2 from the headers", () => {
 
   it("reads a task without ETA or expiry as nulls", async () => {
     // Arrange
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2] }, false);
+    const m = await app.buildMessage("tasks.add", { args: [1, 2] });
 
     // Act
     const view = await readTaskView(m);
@@ -292,7 +292,7 @@ describe("readTaskView reads protocol 1 from the body", () => {
     ["msgpack", "zlib"],
   ] as const)("reads a %s body (compression %s) as the SDK wrote it", async (serializer, compression) => {
     // Arrange
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, serializer, compression, eta: ETA, expires: EXPIRES }, false);
+    const m = await app.buildMessage("tasks.add", { args: [1, 2], protocol: 1, serializer, compression, eta: ETA, expires: EXPIRES });
 
     // Act
     const view = await readTaskView(m);
@@ -325,7 +325,7 @@ describe("readTaskView reads protocol 1 from the body", () => {
 
   it("reads a protocol 1 pickle body with the data-only, bounded pickle reader", async () => {
     // Arrange
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, serializer: "pickle", taskId: "p1-pickle" }, false);
+    const m = await app.buildMessage("tasks.add", { args: [1, 2], protocol: 1, serializer: "pickle", taskId: "p1-pickle" });
 
     // Act
     const view = await readTaskView(m);
@@ -336,7 +336,7 @@ describe("readTaskView reads protocol 1 from the body", () => {
 
   it("reads a compressed protocol 1 pickle body as well", async () => {
     // Arrange
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, serializer: "pickle", compression: "zlib", taskId: "p1-pickle-z" }, false);
+    const m = await app.buildMessage("tasks.add", { args: [1, 2], protocol: 1, serializer: "pickle", compression: "zlib", taskId: "p1-pickle-z" });
 
     // Act
     const view = await readTaskView(m);
@@ -347,7 +347,7 @@ describe("readTaskView reads protocol 1 from the body", () => {
 
   it("refuses a protocol 1 pickle body that would build more than the relay's limits allow", async () => {
     // Arrange: a list of 120 000 small ints (240 KB, under the size cap) (protocol 2 opcodes, BININT1 + APPENDS), over maxItems.
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, serializer: "pickle" }, false);
+    const m = await app.buildMessage("tasks.add", { args: [1, 2], protocol: 1, serializer: "pickle" });
     const items = new Uint8Array(120_000 * 2).map((_, i) => (i % 2 === 0 ? 0x4b : 1));
     const bomb = new Uint8Array([0x80, 0x02, 0x5d, 0x28, ...items, 0x65, 0x2e]);
 
@@ -357,7 +357,7 @@ describe("readTaskView reads protocol 1 from the body", () => {
 
   it("refuses a protocol 1 body that is a list", async () => {
     // Arrange
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1 }, false);
+    const m = await app.buildMessage("tasks.add", { args: [1, 2], protocol: 1 });
     const list = { ...m, body: encoder.encode('["tasks.add", "id"]') };
 
     // Act / Assess
@@ -366,7 +366,7 @@ describe("readTaskView reads protocol 1 from the body", () => {
 
   it("refuses a protocol 1 body that is not valid JSON", async () => {
     // Arrange
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1 }, false);
+    const m = await app.buildMessage("tasks.add", { args: [1, 2], protocol: 1 });
     const broken = { ...m, body: encoder.encode("{'task': 'tasks.add'}") };
 
     // Act / Assess
@@ -375,7 +375,7 @@ describe("readTaskView reads protocol 1 from the body", () => {
 
   it("refuses a deeply nested protocol 1 YAML body before the yaml library recurses into it", async () => {
     // Arrange: 20 KB of nested flow sequences (this aborted V8 inside the yaml library).
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, serializer: "yaml" }, false);
+    const m = await app.buildMessage("tasks.add", { args: [1, 2], protocol: 1, serializer: "yaml" });
     const nested = { ...m, body: encoder.encode(`task: tasks.add\nid: x\nargs: ${"[".repeat(10_000)}${"]".repeat(10_000)}\n`) };
 
     // Act / Assess
@@ -385,7 +385,7 @@ describe("readTaskView reads protocol 1 from the body", () => {
 
   it("refuses a compressed protocol 1 body that does not decompress", async () => {
     // Arrange
-    const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, compression: "zlib" }, false);
+    const m = await app.buildMessage("tasks.add", { args: [1, 2], protocol: 1, compression: "zlib" });
     const corrupt = { ...m, body: m.body.slice(0, m.body.length - 6) };
 
     // Act / Assess
@@ -394,7 +394,7 @@ describe("readTaskView reads protocol 1 from the body", () => {
 
   it("refuses a protocol 1 body over 256 KiB without decoding it", async () => {
     // Arrange
-    const m = await app.buildMessage("tasks.add", {}, { args: ["x".repeat(300_000)], protocol: 1 }, false);
+    const m = await app.buildMessage("tasks.add", { args: ["x".repeat(300_000)], protocol: 1 });
 
     // Act / Assess
     await expectEnvelopeRefusal(() => readTaskView(m), /protocol 1 body over 262144 bytes cannot be checked/);
@@ -427,7 +427,7 @@ describe("readTaskView reads protocol 1 from the body", () => {
         }
       }
       vi.stubGlobal("DecompressionStream", CountingDecompressionStream);
-      const m = await app.buildMessage("tasks.add", {}, { args: [1, 2], protocol: 1, compression: "zlib" }, false);
+      const m = await app.buildMessage("tasks.add", { args: [1, 2], protocol: 1, compression: "zlib" });
       const bomb = { ...m, body };
 
       // Act

@@ -7,16 +7,15 @@
 import { describe, expect, it } from "vitest";
 import { Celery } from "../../sdk/index.js";
 import { PyTuple } from "../../sdk/serializers/python-values.js";
-import { getSerializer } from "../../sdk/serializers/index.js";
+import { jsonSerializer } from "../../sdk/serializers/json.js";
+import { decodeYaml } from "../../sdk/serializers/yaml-read.js";
 import type { ApplyOptions } from "../../sdk/options.js";
 import type { TaskMessage } from "../../sdk/protocol/message.js";
 import { toFieldValue } from "../../sdk/transports/amqp-properties.js";
 import { RecordingTransport } from "../helpers/recording-transport.js";
 import { contentHeaderPayload } from "../helpers/amqp-frames.js";
 import { loadVector, vectorNames, type Vector } from "../helpers/vectors.js";
-import { registerAllSerializers } from "../../sdk/serializers/all.js";
-
-registerAllSerializers();
+import { allSerializers } from "../../sdk/serializers/all.js";
 
 const FULL_ARGS = [1, "two", { three: 3 }, [4.5, null, true, false], "h\u00e9llo \u2603"];
 const FULL_KWARGS = { k: "v", n: [1, 2], big: 2 ** 40, neg: -5, f: 0.25, none: null };
@@ -83,7 +82,7 @@ const CALLS: Record<string, { task: string; options: ApplyOptions; app?: { defau
 async function build(v: Vector): Promise<TaskMessage> {
   const call = CALLS[v.name]!;
   const transport = new RecordingTransport();
-  const app = new Celery({ broker: transport, origin: "gen12833@vm", ...call.app });
+  const app = new Celery({ broker: transport, origin: "gen12833@vm", serializers: allSerializers, ...call.app });
   await app.sendTask(call.task, call.options);
   return transport.messages[0]!;
 }
@@ -162,17 +161,17 @@ describe("messages match Celery 5.2.6 field for field", () => {
       if (name.includes("yaml")) {
         it("writes a body PyYAML decodes to the same value", async () => {
           const m = await build(v);
-          expect(getSerializer("yaml").decode(m.body)).toEqual(v.body_decoded);
+          expect(decodeYaml(m.body)).toEqual(v.body_decoded);
         });
       } else {
         it("writes the same body bytes", async () => {
           let m = await build(v);
           if (v.task_protocol === 1 && name.includes("countdown")) {
             // eta/expires come from the clock: compare the rest byte for byte via the captured times.
-            const decoded = getSerializer("json").decode(m.body) as Record<string, unknown>;
+            const decoded = jsonSerializer.decode(m.body) as Record<string, unknown>;
             const captured = v.body_decoded as Record<string, unknown>;
             expect(Date.parse(decoded.expires as string) - Date.parse(decoded.eta as string)).toBe(240_000);
-            m = { ...m, body: getSerializer("json").encode({ ...decoded, eta: captured.eta, expires: captured.expires }) };
+            m = { ...m, body: jsonSerializer.encode({ ...decoded, eta: captured.eta, expires: captured.expires }) };
           }
           expect(Buffer.from(m.body).toString("base64")).toBe(v.body_base64);
         });

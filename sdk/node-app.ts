@@ -1,0 +1,40 @@
+/**
+ * @module
+ * The Node.js app: the universal `Celery` composed with what only Node can run. Every app made
+ * here resolves `amqp://` brokers and `redis://` / `rpc://` backends, has kombu's four serializers
+ * and waits for results. It is passed in, not registered on import, so no bundler can drop it.
+ */
+import { Celery as UniversalCelery, type CeleryOptions } from "./app.js";
+import { NODE_BACKENDS } from "./backends/node.js";
+import type { TransportFactories, TransportFactory } from "./registry.js";
+import { allSerializers } from "./serializers/all.js";
+import { amqpTransport } from "./transports/amqp.js";
+import { resultWaiting } from "./waiting.js";
+
+const amqp: TransportFactory = (url) => amqpTransport(url);
+
+/** Broker schemes the Node entry resolves. */
+export const NODE_TRANSPORTS: TransportFactories = { amqp, amqps: amqp, pyamqp: amqp };
+
+export { NODE_BACKENDS };
+
+/**
+ * `Celery` under Node: `amqp://`, `amqps://` and `pyamqp://` brokers, `redis://`, `rediss://` and
+ * `rpc://` backends, json/yaml/msgpack/pickle and `resultWaiting`, then whatever `options` add or
+ * replace (a `transports`, `backends` or `serializers` entry of the same name wins).
+ */
+export class Celery extends UniversalCelery {
+  constructor(options: CeleryOptions) {
+    super(
+      options === null || typeof options !== "object"
+        ? options
+        : {
+            ...options,
+            transports: { ...NODE_TRANSPORTS, ...options.transports },
+            backends: { ...NODE_BACKENDS, ...options.backends },
+            serializers: [...allSerializers, ...(options.serializers ?? [])],
+            resultWaiting: options.resultWaiting ?? resultWaiting,
+          },
+    );
+  }
+}
