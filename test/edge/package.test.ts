@@ -3,77 +3,33 @@
  * into a fresh project, every subpath imported from ESM (types included), and the published
  * JavaScript bundled for workerd. publint and arethetypeswrong (ESM-only profile) find nothing.
  */
-import { execFile } from "node:child_process";
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { publint } from "publint";
 import { formatMessage } from "publint/utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundle, measure, REPO_ROOT, WORKERD_CONDITIONS } from "./bundle.js";
+import { bundle, measure, WORKERD_CONDITIONS } from "./bundle.js";
+import { BIN, npmInstall, packAndInstall, sh, type InstalledPackage, type PackageJson } from "./pack.js";
 import { workerdStartupFailure } from "./runtimes.js";
 import { deleteQueues, getRawMessage } from "../helpers/rabbit.js";
 
 /** Where the installed package's test tasks go; nobody consumes it, and it is deleted after. */
 const PKG_QUEUE = "ce.pkg";
 
-const run = promisify(execFile);
-const NPM = "npm";
-const BIN = join(REPO_ROOT, "node_modules/.bin");
-
-interface PackageJson {
-  name: string;
-  version: string;
-  files: string[];
-  exports: Record<string, unknown>;
-  dependencies?: Record<string, string>;
-  peerDependencies?: Record<string, string>;
-  devDependencies?: Record<string, string>;
-}
-
+let installed: InstalledPackage;
 let work: string;
 let tarball: string;
 let app: string;
 let packed: string[];
 let pkg: PackageJson;
 
-/** Runs a command; on failure the error carries its output. */
-async function sh(file: string, args: string[], cwd: string, timeout = 60_000): Promise<string> {
-  try {
-    return (await run(file, args, { cwd, timeout, maxBuffer: 32 * 1024 * 1024, env: { ...process.env, npm_config_update_notifier: "false" } })).stdout;
-  } catch (error) {
-    const e = error as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${file} ${args.join(" ")} failed: ${e.message}\n${e.stdout ?? ""}\n${e.stderr ?? ""}`, { cause: error });
-  }
-}
-
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), "celery-edge-pack-"));
-  pkg = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")) as PackageJson;
-  // Stage what `npm pack` would take from the repository (package.json's "files"), with dist/
-  // written by the real build script into the stage: the shared work tree's dist/ is not touched.
-  const stage = join(work, "stage");
-  await mkdir(stage);
-  await cp(join(REPO_ROOT, "package.json"), join(stage, "package.json"));
-  for (const entry of pkg.files.filter((f) => !f.startsWith("dist"))) {
-    await cp(join(REPO_ROOT, entry), join(stage, entry), { recursive: true });
-  }
-  await sh(NPM, ["run", "build", "--silent", "--", "--outDir", join(stage, "dist")], REPO_ROOT, 120_000);
-  const [info] = JSON.parse(await sh(NPM, ["pack", "--json", "--pack-destination", work], stage)) as Array<{ filename: string; files: Array<{ path: string }> }>;
-  tarball = join(work, info!.filename);
-  packed = info!.files.map((f) => f.path);
-
-  // A fresh ESM project that installs the tarball as a user would (the registry is reachable;
-  // npm's cache, warm from the repository's own install, serves most of it).
-  app = join(work, "app");
-  await mkdir(app);
-  await writeFile(join(app, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
-  await sh(NPM, ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts", tarball], app, 120_000);
+  installed = await packAndInstall();
+  ({ work, tarball, app, packed, pkg } = installed);
 }, 240_000);
 
 afterAll(async () => {
-  if (work) await rm(work, { recursive: true, force: true });
+  await installed?.remove();
 });
 
 describe("the packed tarball", () => {
@@ -132,10 +88,11 @@ describe("installed into a fresh project", () => {
     const script = `
       const out = {};
       for (const s of ["celery-edge", "celery-edge/sqs", "celery-edge/amqp", "celery-edge/serializers"]) out[s] = Object.keys(await import(s));
-      const { Celery, getSerializer } = await import("celery-edge");
+      const { Celery } = await import("celery-edge");
       const app = new Celery({ broker: "amqp://guest:guest@127.0.0.1:5672//" });
       out.transport = app.transport.constructor.name;
-      out.serializers = ["json", "yaml", "msgpack", "pickle"].map((n) => getSerializer(n).contentType);
+      out.serializers = [];
+      for (const serializer of ["json", "yaml", "msgpack", "pickle"]) out.serializers.push((await app.buildMessage("tasks.add", { args: [1], serializer })).properties.contentType);
       await app.close();
       out.version = (await import("celery-edge/package.json", { with: { type: "json" } })).default.version;
       // amqplib is an optional peer and not installed here: sending says what to install.
@@ -149,7 +106,7 @@ describe("installed into a fresh project", () => {
     const out = JSON.parse(await sh(process.execPath, ["check.mjs"], app)) as Record<string, unknown>;
 
     // Assess
-    expect(out["celery-edge"]).toEqual(expect.arrayContaining(["Celery", "Task", "AsyncResult", "UnsupportedRuntimeError", "registerSerializer", "AmqpTransport"]));
+    expect(out["celery-edge"]).toEqual(expect.arrayContaining(["Celery", "Task", "AsyncResult", "UnsupportedRuntimeError", "resultWaiting", "AmqpTransport"]));
     expect(out["celery-edge/sqs"]).toEqual(expect.arrayContaining(["sqsRelay", "SqsTransport", "encodeEnvelope"]));
     expect(out["celery-edge/amqp"]).toEqual(expect.arrayContaining(["amqpTransport", "AmqpTransport"]));
     expect(out["celery-edge/serializers"]).toEqual(expect.arrayContaining(["yamlSerializer", "msgpackSerializer", "pickleSerializer"]));
@@ -161,7 +118,7 @@ describe("installed into a fresh project", () => {
 
   it("publishes over amqp:// once the optional peer amqplib is installed", async () => {
     // Prepare
-    await sh(NPM, ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts", `amqplib@${pkg.devDependencies!.amqplib}`], app, 120_000);
+    await npmInstall(app, [`amqplib@${pkg.devDependencies!.amqplib}`]);
     const script = `
       const { Celery } = await import("celery-edge");
       const app = new Celery({ broker: "amqp://guest:guest@127.0.0.1:5672//", connectTimeout: 5000 });
