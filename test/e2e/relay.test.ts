@@ -67,6 +67,19 @@ describe("tasks sent through the SQS relay run on the worker", () => {
     });
   }
 
+  it("carries characters SQS refuses (U+FFFE, U+FFFF, in args, kwargs and the task id) to the worker unchanged", async () => {
+    // Arrange: what the direct path publishes as is; raw in an SQS body, SendMessage would fail.
+    const odd = "a\uFFFEb\uFFFFc";
+
+    // Act
+    const r = await app.sendTask("tasks.echo", { args: [odd], kwargs: { [odd]: odd }, taskId: `id-${odd}-${Date.now()}` });
+
+    // Assert
+    const rec = await log.waitForTask(r.id, 20_000);
+    expect(rec.args).toEqual([odd]);
+    expect(rec.kwargs).toEqual({ [odd]: odd });
+  });
+
   it("sends many with SendMessageBatch and every task runs", async () => {
     const results = await app.sendMany(Array.from({ length: 35 }, (_, i) => ({ task: "tasks.add", args: [i, i] })));
     const recs = await log.waitFor(35, 30_000);
