@@ -1,7 +1,13 @@
 /**
  * @module
  * The one seam between the producer and wherever messages go. Adapters: `transports/amqp.ts`
- * (Node, amqplib) and `transports/sqs.ts` (universal, the SQS relay).
+ * (Node, amqplib) and `transports/sqs.ts` (universal, the SQS relay); a user's own adapter
+ * implements the same four members.
+ *
+ * Time is one budget per call: `timeout` is how long the whole call may take, connecting included.
+ * How an adapter spends it is its own business (AMQP: connect, then wait for the confirms; SQS:
+ * one HTTPS request, aborted when the budget is spent), and so are its defaults, which it takes as
+ * construction options.
  */
 import type { CeleryError } from "./errors.js";
 import type { PublishReceipt, TaskMessage } from "./protocol/message.js";
@@ -9,9 +15,24 @@ import type { PublishReceipt, TaskMessage } from "./protocol/message.js";
 export type PublishOutcome = { ok: true; receipt: PublishReceipt } | { ok: false; error: CeleryError };
 
 export interface PublishOptions {
-  /** Milliseconds to wait for the connection to open. */
+  /**
+   * Milliseconds the whole call may take — connecting, waiting out the broker's flow control and
+   * the broker's answer — after which every message not yet accepted rejects with `TimeoutError`
+   * (`ERR_TIMEOUT`). @default the transport's own limits (AMQP: its `connectTimeout` to connect,
+   * then its `publishTimeout` for the confirms; SQS: 30 000 for the whole call)
+   */
+  timeout?: number;
+  /**
+   * @deprecated Pass `timeout`, and the connect limit as the transport's `connectTimeout`. Still
+   * honoured: AMQP gives up connecting after this many milliseconds (within `timeout` when both are
+   * set); SQS adds it to `publishTimeout` when `timeout` is unset.
+   */
   connectTimeout?: number;
-  /** Milliseconds to wait for the broker's confirm. */
+  /**
+   * @deprecated Pass `timeout`. Still honoured when `timeout` is unset: AMQP waits this many
+   * milliseconds for the confirms once connected; SQS allows `connectTimeout` + this (30 000 when
+   * unset) for the request.
+   */
   publishTimeout?: number;
 }
 
@@ -22,5 +43,6 @@ export interface Transport {
   publish(message: TaskMessage, options?: PublishOptions): Promise<PublishReceipt>;
   /** Pipelines many messages; one outcome per message, in order. Never throws for a single failure. */
   publishMany(messages: readonly TaskMessage[], options?: PublishOptions): Promise<PublishOutcome[]>;
+  /** Lets calls in flight settle, then releases what the transport holds (connections). */
   close(): Promise<void>;
 }

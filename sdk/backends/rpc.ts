@@ -17,10 +17,10 @@
  * cannot be read rejects the waits for its task (its correlation id) with a `ResultDecodeError`,
  * leaving every other wait and the consumer as they were.
  */
-import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
-import { importPeer } from "../peer.js";
+import type { Channel, ConsumeMessage } from "amqplib";
+import { AmqpConnection, type AmqpLink } from "../transports/amqp-connection.js";
 import { describeUrl, withHeartbeat } from "../transports/amqp-url.js";
-import { ConfigurationError, ResultBackendError, ResultDecodeError, TimeoutError, asCeleryError, redact } from "../errors.js";
+import { ConfigurationError, ResultBackendError, ResultDecodeError, asCeleryError, redact } from "../errors.js";
 import { limitError, resolveDecodeLimits, type DecodeLimits, type ResolvedDecodeLimits } from "../serializers/limits.js";
 import { checkAccepted, decodeResultMeta, resolveResultAccept, type ResultAccept } from "./accept.js";
 import type { ResultBackend, ResultMeta, WaitOptions } from "./backend.js";
@@ -49,12 +49,14 @@ export interface RpcBackendOptions {
   serializers?: Serializers;
 }
 
-interface Link {
-  model: ChannelModel;
+/** The backend's channel on one connection, and what it has done there. */
+interface Session {
+  readonly link: AmqpLink;
   channel: Channel;
   declared: Promise<void> | undefined;
   consuming: Promise<void> | undefined;
-  dead: boolean;
+  /** Set once the waits have been told the session is gone. */
+  lost: boolean;
 }
 
 /** The broker URL amqplib gets; errors show no credentials (and carry no URL parser error, whose `input` is the raw URL). */
@@ -69,18 +71,14 @@ function amqpUrl(url: string, heartbeat: number): string {
 
 export class RpcBackend implements ResultBackend {
   readonly kind = "rpc";
-  /** AMQP connections this backend opened so far (tests and benchmarks read it). */
-  connectionsOpened = 0;
   readonly replyTo: string;
-  private readonly url: string;
   private readonly where: string;
   private readonly expiresMs: number;
-  private readonly connectTimeout: number;
   private readonly maxCached: number;
   private readonly accept: ResultAccept;
   private readonly limits: ResolvedDecodeLimits;
-  private link: Promise<Link> | undefined;
-  private current: Link | undefined;
+  /** Results travel over their own connection. No idle probe: replacing it ends every wait in progress with it. */
+  private readonly connection: AmqpConnection<Session>;
   /** Last state seen per task id (Celery's `_cache` + `_out_of_band`). */
   private readonly cache = new Map<string, ResultMeta>();
   private readonly waiters: WaiterRegistry;
@@ -89,28 +87,43 @@ export class RpcBackend implements ResultBackend {
   private closed = false;
 
   constructor(options: RpcBackendOptions) {
-    this.url = amqpUrl(options.brokerUrl, options.heartbeat ?? 30);
+    const url = amqpUrl(options.brokerUrl, options.heartbeat ?? 30);
     this.where = describeUrl(options.brokerUrl);
     this.replyTo = options.replyTo;
     this.expiresMs = Math.round((options.expires ?? 86_400) * 1000);
-    this.connectTimeout = options.connectTimeout ?? 10_000;
+    this.connection = new AmqpConnection<Session>({
+      url,
+      where: this.where,
+      neededFor: "the rpc:// result backend",
+      purpose: " for rpc:// results",
+      connectTimeout: options.connectTimeout ?? 10_000,
+      // The name shows in the management UI and `rabbitmqctl list_connections user_provided_name`.
+      clientProperties: { connection_name: `celery-edge rpc results ${this.replyTo}` },
+      closedError: () => new ResultBackendError("the rpc:// result backend is closed"),
+      setup: (link) => this.setup(link),
+    });
     this.maxCached = options.maxCachedResults ?? 10_000;
     this.accept = resolveResultAccept(options.resultAccept ?? ["json"], options.serializers);
     this.limits = resolveDecodeLimits(options.decodeLimits);
     this.waiters = new WaiterRegistry({ where: this.where });
   }
 
+  /** AMQP connections this backend opened so far (tests and benchmarks read it). */
+  get connectionsOpened(): number {
+    return this.connection.opened;
+  }
+
   /** Declares the reply queue before a task is published (Celery's `RPCBackend.on_task_call`). */
   async onTaskCall(_taskId: string): Promise<void> {
-    const link = await this.connected();
-    await this.declare(link);
+    const session = await this.connected();
+    await this.declare(session);
   }
 
   async getMeta(taskId: string): Promise<ResultMeta> {
-    const link = await this.connected();
-    await this.consume(link);
+    const session = await this.connected();
+    await this.consume(session);
     // A round trip on the consuming channel lets deliveries already on their way land first.
-    await this.guard(link.channel.checkQueue(this.replyTo), "checking the reply queue");
+    await this.guard(session.channel.checkQueue(this.replyTo), "checking the reply queue");
     await this.handling;
     return this.cache.get(taskId) ?? pendingMeta(taskId);
   }
@@ -127,7 +140,7 @@ export class RpcBackend implements ResultBackend {
       timeout: options.timeout,
       // The reply queue is consumed once: a result that came in before this wait is only in the cache.
       known: (id) => this.cache.get(id),
-      start: () => this.connected().then((link) => this.consume(link)),
+      start: () => this.connected().then((session) => this.consume(session)),
     });
   }
 
@@ -135,119 +148,79 @@ export class RpcBackend implements ResultBackend {
     if (this.closed) return;
     this.closed = true;
     this.waiters.rejectAll(new ResultBackendError("the rpc:// result backend was closed while waiting"));
-    const link = this.link;
-    this.link = undefined;
-    await link
-      ?.then(async (l) => {
-        l.dead = true;
-        await l.model.close();
-      })
-      .catch(() => {});
+    await this.connection.close();
   }
 
-  private connected(): Promise<Link> {
-    if (this.closed) return Promise.reject(new ResultBackendError("the rpc:// result backend is closed"));
-    if (this.link) return this.link;
-    const attempt = this.open();
-    this.link = attempt;
-    attempt.catch(() => {
-      if (this.link === attempt) this.link = undefined;
-    });
-    return attempt;
-  }
-
-  private async open(): Promise<Link> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let model: ChannelModel;
+  private async connected(): Promise<Session> {
+    if (this.closed) throw new ResultBackendError("the rpc:// result backend is closed");
     try {
-      model = await Promise.race([
-        // The connection name shows in the management UI and `rabbitmqctl list_connections user_provided_name`.
-        importPeer("amqplib", "the rpc:// result backend", () => import("amqplib")).then(({ connect }) =>
-          connect(this.url, { timeout: this.connectTimeout, clientProperties: { connection_name: `celery-edge rpc results ${this.replyTo}` } }),
-        ),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new TimeoutError(`connecting to ${this.where} for rpc:// results took longer than ${this.connectTimeout} ms`)),
-            this.connectTimeout,
-          );
-        }),
-      ]);
+      return await this.connection.acquire();
     } catch (err) {
       throw asCeleryError(err, (m, cause) => new ResultBackendError(`cannot connect to ${this.where} for rpc:// results: ${m}`, { cause }));
-    } finally {
-      clearTimeout(timer);
     }
-    this.connectionsOpened++;
+  }
+
+  /** The backend's channel on a fresh connection; losing either ends the waits. */
+  private async setup(link: AmqpLink): Promise<Session> {
     let channel: Channel;
     try {
-      channel = await model.createChannel();
+      channel = await link.model.createChannel();
     } catch (err) {
-      await model.close().catch(() => {});
       throw asCeleryError(err, (m, cause) => new ResultBackendError(`cannot open a channel on ${this.where} for rpc:// results: ${m}`, { cause }));
     }
-    const link: Link = { model, channel, declared: undefined, consuming: undefined, dead: false };
-    const lose = (reason: string, err?: Error): void => {
-      if (link.dead) return;
-      link.dead = true;
-      if (this.current === link) {
-        this.current = undefined;
-        this.link = undefined;
-      }
-      this.waiters.rejectAll(
-        new ResultBackendError(`${reason} while waiting for rpc:// results on ${this.where}${err ? `: ${redact(err.message)}` : ""}`, {
-          cause: err,
-        }),
-      );
-      void model.close().catch(() => {});
-    };
-    model.on("error", () => {}); // a 'close' follows
-    model.on("close", (err?: Error) => lose("lost the broker connection", err));
+    const session: Session = { link, channel, declared: undefined, consuming: undefined, lost: false };
+    link.onDeath((err) => this.lose(session, "lost the broker connection", err));
     channel.on("error", () => {});
     // The connection's 'close' (which carries the reason) follows a channel closed with it; let it speak first.
-    channel.on("close", () => setTimeout(() => lose("the result channel closed"), 0));
-    if (this.closed) {
-      link.dead = true;
-      await model.close().catch(() => {});
-      throw new ResultBackendError("the rpc:// result backend is closed");
-    }
-    this.current = link;
-    return link;
+    channel.on("close", () => setTimeout(() => this.lose(session, "the result channel closed"), 0));
+    return session;
+  }
+
+  private lose(session: Session, reason: string, err?: Error): void {
+    if (session.lost) return;
+    session.lost = true;
+    this.waiters.rejectAll(
+      new ResultBackendError(`${reason} while waiting for rpc:// results on ${this.where}${err ? `: ${redact(err.message)}` : ""}`, {
+        cause: err,
+      }),
+    );
+    void session.link.close(2_000);
   }
 
   /** Celery's binding: `Queue(oid, Exchange(''), oid, durable=False, auto_delete=True, expires=result_expires)`. */
-  private declare(link: Link): Promise<void> {
-    link.declared ??= this.guard(
-      link.channel
+  private declare(session: Session): Promise<void> {
+    session.declared ??= this.guard(
+      session.channel
         .assertQueue(this.replyTo, { durable: false, autoDelete: true, exclusive: false, expires: this.expiresMs })
         .then(() => undefined),
       `declaring the reply queue ${this.replyTo}`,
     );
-    link.declared.catch(() => {
-      link.declared = undefined;
+    session.declared.catch(() => {
+      session.declared = undefined;
     });
-    return link.declared;
+    return session.declared;
   }
 
   /** One consumer for every id, for the life of the connection (cancelling it would delete the queue). */
-  private consume(link: Link): Promise<void> {
-    link.consuming ??= (async () => {
-      await this.declare(link);
+  private consume(session: Session): Promise<void> {
+    session.consuming ??= (async () => {
+      await this.declare(session);
       await this.guard(
-        link.channel.consume(this.replyTo, (msg) => this.onDelivery(link, msg), { noAck: true }),
+        session.channel.consume(this.replyTo, (msg) => this.onDelivery(session, msg), { noAck: true }),
         `consuming the reply queue ${this.replyTo}`,
       );
     })();
-    link.consuming.catch(() => {
-      link.consuming = undefined;
+    session.consuming.catch(() => {
+      session.consuming = undefined;
     });
-    return link.consuming;
+    return session.consuming;
   }
 
-  private onDelivery(link: Link, msg: ConsumeMessage | null): void {
+  private onDelivery(session: Session, msg: ConsumeMessage | null): void {
     if (msg === null) {
       // The broker cancelled the consumer: the reply queue was deleted.
-      link.consuming = undefined;
-      link.declared = undefined;
+      session.consuming = undefined;
+      session.declared = undefined;
       this.waiters.rejectAll(new ResultBackendError(`the reply queue ${this.replyTo} was deleted while waiting for rpc:// results`));
       return;
     }

@@ -1,15 +1,28 @@
 /**
  * @module
  * Direct AMQP transport (Node only) on amqplib with publisher confirms. One lazily opened
- * connection per transport, reused across calls and warm Lambda invocations, re-opened after it
- * breaks; a publish resolves only when RabbitMQ confirmed it.
+ * connection per transport (`amqp-connection.ts`), reused across calls and warm Lambda invocations,
+ * re-opened after it breaks; a publish resolves only when RabbitMQ confirmed it.
+ *
+ * A call's `timeout` is spent in order: connecting (at most `connectTimeout`), declaring, waiting
+ * out flow control, the confirms. Without one, connecting may take `connectTimeout` and what
+ * follows `publishTimeout`.
  */
-import type { Channel, ChannelModel, ConfirmChannel, Message } from "amqplib";
+import type { Channel, ConfirmChannel, Message } from "amqplib";
 import { ConnectionError, PublishError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
 import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
 import type { QueueDeclaration } from "../routing.js";
 import type { PublishOptions, PublishOutcome, Transport } from "../transport.js";
-import { importPeer } from "../peer.js";
+import {
+  AMQP_CLASS_EXCHANGE,
+  AMQP_CLASS_QUEUE,
+  AMQP_METHOD_DECLARE,
+  AMQP_NOT_FOUND,
+  AmqpConnection,
+  brokerRefusal,
+  withTimeout,
+  type AmqpLink,
+} from "./amqp-connection.js";
 import { toFieldValue, toPublishOptions } from "./amqp-properties.js";
 import { describeUrl, withHeartbeat } from "./amqp-url.js";
 
@@ -26,20 +39,20 @@ export interface AmqpTransportOptions {
   idleProbeAfterMs?: number;
   /** How long that check may take before the connection is replaced. @default 2 000 */
   probeTimeoutMs?: number;
-  /** Default milliseconds to wait for the connection. @default 10 000 */
+  /** Milliseconds opening a connection (and its confirm channel) may take; a call's `timeout` may cut it shorter. @default 10 000 */
   connectTimeout?: number;
-  /** Default milliseconds to wait for a confirm. @default 30 000 */
+  /** Milliseconds a call without a `timeout` may wait, once connected, for its confirms. @default 30 000 */
   publishTimeout?: number;
   /** Passed to the socket (net/tls), e.g. `{ ca: [pem] }` for a private CA on amqps://. @default none */
   socketOptions?: Record<string, unknown>;
 }
 
 /** A connection with its confirm channel and what it has already declared. */
-interface Link {
-  model: ChannelModel;
+interface Session {
+  readonly link: AmqpLink;
   channel: ConfirmChannel;
-  lastSeen: number;
-  dead: boolean;
+  /** Set when the confirm channel closes, before amqplib fails the confirms still pending. */
+  closed: boolean;
   declared: Set<string>;
   /** Declarations known done, by identity: the router shares one object per queue. */
   declaredObjects: WeakSet<QueueDeclaration>;
@@ -50,8 +63,6 @@ interface Link {
   mandatory: Map<number, Sent>;
   /** Delivery tag of the publish the last return was matched to: returns come in publish order. */
   lastReturned: number;
-  blockedReason: string | null;
-  unblocked: Array<() => void>;
   /** Publishers waiting for amqplib's channel buffer to drain; also woken when the link dies. */
   drained: Array<() => void>;
 }
@@ -73,7 +84,7 @@ interface Sent {
  * correlation id; two byte-identical messages are interchangeable), else the oldest of them.
  * Correlation ids alone cannot tell: control messages share an empty one, callers may reuse one.
  */
-function matchReturn(link: Link, msg: Message): void {
+function matchReturn(link: Session, msg: Message): void {
   const { exchange, routingKey, replyCode, replyText } = msg.fields as Message["fields"] & { replyCode?: number; replyText?: string };
   let oldest: [number, Sent] | undefined;
   for (const entry of link.mandatory) {
@@ -90,43 +101,39 @@ function matchReturn(link: Link, msg: Message): void {
   oldest[1].returned = `${replyCode ?? 312} ${replyText ?? "NO_ROUTE"}`;
 }
 
-function deadline<T>(promise: Promise<T>, ms: number, onTimeout: () => CeleryError): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(onTimeout()), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 const NONE: Array<CeleryError | undefined> = [];
 const declareKey = (d: NonNullable<TaskMessage["declare"]>): string => `${d.exchange}\u0000${d.queue ?? ""}\u0000${d.routingKey}`;
 
 export class AmqpTransport implements Transport {
   readonly kind = "amqp";
-  private readonly url: string;
   private readonly where: string;
-  private readonly opts: Required<Omit<AmqpTransportOptions, "url" | "socketOptions">>;
-  private readonly socketOptions: Record<string, unknown>;
-  private link: Link | undefined;
-  private connecting: Promise<Link> | undefined;
+  private readonly connectTimeout: number;
+  private readonly publishTimeout: number;
+  private readonly connection: AmqpConnection<Session>;
   private closed = false;
   private readonly inflight = new Set<Promise<unknown>>();
-  /** Number of connections opened so far (tests and benchmarks read it). */
-  connectionsOpened = 0;
 
   constructor(options: AmqpTransportOptions) {
     this.where = describeUrl(options.url);
-    this.url = withHeartbeat(options.url, options.heartbeat ?? 30);
-    this.socketOptions = options.socketOptions ?? {};
-    this.opts = {
-      heartbeat: options.heartbeat ?? 30,
+    this.connectTimeout = options.connectTimeout ?? 10_000;
+    this.publishTimeout = options.publishTimeout ?? 30_000;
+    this.connection = new AmqpConnection<Session>({
+      url: withHeartbeat(options.url, options.heartbeat ?? 30),
+      where: this.where,
+      neededFor: "an amqp:// broker",
+      connectTimeout: this.connectTimeout,
       idleProbeAfterMs: options.idleProbeAfterMs ?? 5_000,
       probeTimeoutMs: options.probeTimeoutMs ?? 2_000,
-      connectTimeout: options.connectTimeout ?? 10_000,
-      publishTimeout: options.publishTimeout ?? 30_000,
-    };
+      socketOptions: { noDelay: true, ...options.socketOptions },
+      closedError: () => new ConnectionError("transport is closed"),
+      setup: (link) => this.setup(link),
+      probe: (session) => session.channel.checkExchange("amq.direct"),
+    });
+  }
+
+  /** Number of connections opened so far (tests and benchmarks read it). */
+  get connectionsOpened(): number {
+    return this.connection.opened;
   }
 
   async publish(message: TaskMessage, options?: PublishOptions): Promise<PublishReceipt> {
@@ -148,96 +155,57 @@ export class AmqpTransport implements Transport {
   private async publishAll(messages: readonly TaskMessage[], options: PublishOptions): Promise<PublishOutcome[]> {
     const fail = (error: CeleryError): PublishOutcome[] => messages.map(() => ({ ok: false, error }));
     if (this.closed) return fail(new ConnectionError("transport is closed"));
-    let link: Link;
+    // One budget for the whole call when it has a `timeout`; else connecting and confirming each have their own.
+    const budget = options.timeout;
+    const until = budget === undefined ? Infinity : Date.now() + budget;
+    const ranOut = (step: string): TimeoutError => new TimeoutError(`${step} ${this.where} took longer than the ${budget} ms the publish had; the tasks were not sent`);
+    let session: Session;
     try {
-      link = await this.liveLink(options.connectTimeout ?? this.opts.connectTimeout);
+      session = await withTimeout(this.connection.acquire(options.connectTimeout ?? this.connectTimeout), until - Date.now(), () => ranOut("connecting to"));
     } catch (err) {
       return fail(asCeleryError(err, (m, cause) => new ConnectionError(`cannot connect to ${this.where}: ${m}`, { cause })));
     }
-    const prepared = await this.prepare(link, messages);
-    return this.sendAll(link, messages, prepared, options.publishTimeout ?? this.opts.publishTimeout);
-  }
-
-  /** The current connection, checked when idle; a new one when it is gone. */
-  private async liveLink(connectTimeout: number): Promise<Link> {
-    const link = this.link;
-    if (link && !link.dead) {
-      if (Date.now() - link.lastSeen <= this.opts.idleProbeAfterMs) return link;
-      const alive = await deadline(
-        link.channel.checkExchange("amq.direct").then(() => true),
-        this.opts.probeTimeoutMs,
-        () => new TimeoutError("probe"),
-      ).catch(() => false);
-      if (alive && !link.dead) return link;
-      this.kill(link);
+    let prepared: ReadonlyArray<CeleryError | undefined>;
+    try {
+      prepared = await withTimeout(this.prepare(session, messages), until - Date.now(), () => ranOut("declaring on"));
+    } catch (err) {
+      return fail(asCeleryError(err, (m, cause) => new PublishError("ERR_PUBLISH", m, { cause })));
     }
-    this.connecting ??= this.connect(connectTimeout).finally(() => {
-      this.connecting = undefined;
-    });
-    return this.connecting;
+    const timeout = budget ?? options.publishTimeout ?? this.publishTimeout;
+    return this.sendAll(session, messages, prepared, budget === undefined ? Date.now() + timeout : until, timeout);
   }
 
-  private async connect(connectTimeout: number): Promise<Link> {
-    const model = await deadline(
-      importPeer("amqplib", "an amqp:// broker", () => import("amqplib")).then(({ connect }) =>
-        connect(this.url, { noDelay: true, ...this.socketOptions, timeout: connectTimeout }),
-      ),
-      connectTimeout,
-      () => new TimeoutError(`connecting to ${this.where} took longer than ${connectTimeout} ms`),
-    );
-    this.connectionsOpened++;
-    const channel = await model.createConfirmChannel();
-    const link: Link = {
-      model,
+  /** The transport's channel on a fresh connection: a confirm channel, and what it needs to hear. */
+  private async setup(link: AmqpLink): Promise<Session> {
+    const channel = await link.model.createConfirmChannel();
+    const session: Session = {
+      link,
       channel,
-      lastSeen: Date.now(),
-      dead: false,
+      closed: false,
       declared: new Set(),
       declaredObjects: new WeakSet(),
       exchanges: new Set(),
       published: 0,
       mandatory: new Map(),
       lastReturned: 0,
-      blockedReason: null,
-      unblocked: [],
       drained: [],
     };
-    const stream = (model.connection as unknown as { stream?: { on(e: string, f: () => void): void } }).stream;
-    stream?.on("data", () => {
-      link.lastSeen = Date.now();
+    const wakeDrained = (): void => {
+      for (const wake of session.drained.splice(0)) wake();
+    };
+    channel.on("error", () => {}); // a 'close' follows
+    // Ahead of amqplib's own listener, which fails the confirms still pending: they then read as lost, not nacked.
+    channel.prependListener("close", () => {
+      session.closed = true;
+      link.destroy();
     });
-    const die = (): void => this.kill(link);
-    model.on("error", () => {}); // a 'close' follows; pending confirms fail through the channel
-    model.on("close", die);
-    channel.on("error", () => {});
-    channel.on("close", die);
-    channel.on("drain", () => {
-      for (const wake of link.drained.splice(0)) wake();
+    channel.on("drain", wakeDrained);
+    channel.on("return", (msg: Message) => {
+      link.seen();
+      matchReturn(session, msg);
     });
-    model.on("blocked", (reason: string) => {
-      link.blockedReason = reason || "blocked";
-    });
-    model.on("unblocked", () => {
-      link.blockedReason = null;
-      for (const wake of link.unblocked.splice(0)) wake();
-    });
-    channel.on("return", (msg: Message) => matchReturn(link, msg));
-    if (this.closed) {
-      await model.close().catch(() => {});
-      throw new ConnectionError("transport is closed");
-    }
-    this.link = link;
-    return link;
-  }
-
-  private kill(link: Link): void {
-    if (link.dead) return;
-    link.dead = true;
-    if (this.link === link) this.link = undefined;
-    for (const wake of link.unblocked.splice(0)) wake();
-    for (const wake of link.drained.splice(0)) wake();
-    const stream = (link.model.connection as unknown as { stream?: { destroy(): void } }).stream;
-    stream?.destroy();
+    link.onDeath(wakeDrained);
+    return session;
   }
 
   /**
@@ -245,19 +213,19 @@ export class AmqpTransport implements Transport {
    * a throwaway channel: a missing exchange then fails one task clearly instead of closing the
    * confirm channel under every task in flight.
    */
-  private async prepare(link: Link, messages: readonly TaskMessage[]): Promise<Array<CeleryError | undefined>> {
+  private async prepare(session: Session, messages: readonly TaskMessage[]): Promise<Array<CeleryError | undefined>> {
     // Fast path: everything declared and checked already on this connection (every publish after the first).
     let ready = true;
     for (const m of messages) {
       const d = m.declare;
-      if (d && !link.declaredObjects.has(d)) {
-        if (!link.declared.has(declareKey(d))) {
+      if (d && !session.declaredObjects.has(d)) {
+        if (!session.declared.has(declareKey(d))) {
           ready = false;
           break;
         }
-        link.declaredObjects.add(d);
+        session.declaredObjects.add(d);
       }
-      if ((m.exchange !== "" && !link.exchanges.has(m.exchange)) || m.immediate) {
+      if ((m.exchange !== "" && !session.exchanges.has(m.exchange)) || m.immediate) {
         ready = false;
         break;
       }
@@ -267,7 +235,7 @@ export class AmqpTransport implements Transport {
     const steps = new Map<string, (ch: Channel) => Promise<void>>();
     for (const m of messages) {
       const d = m.declare;
-      if (d && !link.declared.has(declareKey(d))) {
+      if (d && !session.declared.has(declareKey(d))) {
         steps.set(`q:${declareKey(d)}`, async (ch) => {
           const args = d.arguments ? Object.fromEntries(Object.entries(d.arguments).map(([k, v]) => [k, toFieldValue(v)])) : undefined;
           const durable = d.durable ?? true;
@@ -276,14 +244,14 @@ export class AmqpTransport implements Transport {
             await ch.assertQueue(d.queue, { durable, autoDelete: false, exclusive: false, ...(args ? { arguments: args } : {}) });
             if (d.exchange !== "") await ch.bindQueue(d.queue, d.exchange, d.routingKey);
           }
-          link.declared.add(declareKey(d));
-          link.exchanges.add(d.exchange);
+          session.declared.add(declareKey(d));
+          session.exchanges.add(d.exchange);
         });
       }
-      if (m.exchange !== "" && !link.exchanges.has(m.exchange)) {
+      if (m.exchange !== "" && !session.exchanges.has(m.exchange)) {
         steps.set(`x:${m.exchange}`, async (ch) => {
           await ch.checkExchange(m.exchange);
-          link.exchanges.add(m.exchange);
+          session.exchanges.add(m.exchange);
         });
       }
       if (m.immediate && m.exchange === "") {
@@ -296,9 +264,10 @@ export class AmqpTransport implements Transport {
     for (const [key, step] of steps) {
       let ch: Channel | undefined;
       try {
-        ch = await link.model.createChannel();
+        ch = await session.link.model.createChannel();
         ch.on("error", () => {});
         await step(ch);
+        session.link.seen();
       } catch (err) {
         problems.set(key, this.explain(key, err));
       } finally {
@@ -315,14 +284,17 @@ export class AmqpTransport implements Transport {
     });
   }
 
+  /** A failed declare or check as a typed error, by the reply code and method the broker closed the channel with. */
   private explain(step: string, err: unknown): CeleryError {
     const [kind, name = ""] = [step.slice(0, 1), step.slice(2).split("\u0000")];
     const text = err instanceof Error ? err.message : String(err);
     if (err instanceof PublishError) return err;
-    if (kind === "x" && /NOT_FOUND|404/.test(text)) {
+    const refusal = brokerRefusal(err);
+    const notFound = refusal?.replyCode === AMQP_NOT_FOUND && refusal.methodId === AMQP_METHOD_DECLARE ? refusal.classId : undefined;
+    if (kind === "x" && notFound === AMQP_CLASS_EXCHANGE) {
       return new PublishError("ERR_EXCHANGE_NOT_FOUND", `exchange "${step.slice(2)}" does not exist on ${this.where}`, { cause: err });
     }
-    if (kind === "c" && /NOT_FOUND|404/.test(text)) {
+    if (kind === "c" && notFound === AMQP_CLASS_QUEUE) {
       return new PublishError("ERR_NO_CONSUMERS", `immediate: queue "${step.slice(2)}" does not exist`, { cause: err });
     }
     const what = kind === "q" ? `declaring queue "${name[1]}"` : kind === "x" ? `checking exchange "${step.slice(2)}"` : `checking queue "${step.slice(2)}"`;
@@ -331,10 +303,18 @@ export class AmqpTransport implements Transport {
 
   /**
    * Publishes every message without a problem and resolves once each is confirmed, nacked, returned
-   * or timed out. One timer for the whole call rather than one per message: on timeout the link is
-   * killed (its state is unknown) and every unconfirmed message fails with TimeoutError.
+   * or timed out. One timer for the whole call rather than one per message: at `until` (ms since the
+   * epoch) the connection is destroyed (its state is unknown) and every unconfirmed message fails
+   * with TimeoutError, which names `timeout` (ms), the limit the caller set.
    */
-  private async sendAll(link: Link, messages: readonly TaskMessage[], prepared: ReadonlyArray<CeleryError | undefined>, timeout: number): Promise<PublishOutcome[]> {
+  private async sendAll(
+    session: Session,
+    messages: readonly TaskMessage[],
+    prepared: ReadonlyArray<CeleryError | undefined>,
+    until: number,
+    timeout: number,
+  ): Promise<PublishOutcome[]> {
+    const link = session.link;
     const outcomes: Array<PublishOutcome | undefined> = new Array(messages.length);
     let left = messages.length;
     for (let i = 0; i < messages.length; i++) {
@@ -347,23 +327,24 @@ export class AmqpTransport implements Transport {
     if (left === 0) return outcomes as PublishOutcome[];
     if (link.blockedReason !== null) {
       const reason = link.blockedReason;
-      const unblocked = await deadline(
-        new Promise<void>((resolve) => link.unblocked.push(resolve)),
-        timeout,
-        () => new TimeoutError("blocked"),
-      ).then(
+      const unblocked = await withTimeout(link.unblocked(), until - Date.now(), () => new TimeoutError("blocked")).then(
         () => true,
         () => false,
       );
       if (!unblocked) {
         return messages.map(
-          (m, i) => outcomes[i] ?? { ok: false, error: new TimeoutError(`broker ${this.where} has blocked publishing (${reason}) for ${timeout} ms; task ${m.meta.id} was not sent`) },
+          (m, i) => outcomes[i] ?? { ok: false, error: new TimeoutError(`broker ${this.where} blocked publishing (${reason}) until the ${timeout} ms the publish had ran out; task ${m.meta.id} was not sent`) },
         );
       }
     }
     if (link.dead) {
       return messages.map(
         (m, i) => outcomes[i] ?? { ok: false, error: new ConnectionError(`connection to ${this.where} was lost before task ${m.meta.id} was sent; it was not published`) },
+      );
+    }
+    if (Date.now() >= until) {
+      return messages.map(
+        (m, i) => outcomes[i] ?? { ok: false, error: new TimeoutError(`the ${timeout} ms the publish had ran out before task ${m.meta.id} was sent to ${this.where}; it was not published`) },
       );
     }
     return new Promise<PublishOutcome[]>((done) => {
@@ -378,7 +359,7 @@ export class AmqpTransport implements Transport {
       /** Messages before this index were handed to amqplib; the rest were never written. */
       let handedOver = 0;
       const timer = setTimeout(() => {
-        this.kill(link);
+        link.destroy();
         messages.forEach((m, i) =>
           settle(i, {
             ok: false,
@@ -389,20 +370,22 @@ export class AmqpTransport implements Transport {
             ),
           }),
         );
-      }, timeout);
+      }, until - Date.now());
       const publishOne = (m: TaskMessage, i: number): boolean => {
         const content = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
         const options = toPublishOptions(m);
         let tag = 0;
         try {
-          const more = link.channel.publish(m.exchange, m.routingKey, content, options, (err) => {
-            const returned = link.mandatory.get(tag)?.returned;
-            link.mandatory.delete(tag);
+          const more = session.channel.publish(m.exchange, m.routingKey, content, options, (err) => {
+            const returned = session.mandatory.get(tag)?.returned;
+            session.mandatory.delete(tag);
+            // amqplib fails a confirm with an Error of its own for a nack and for a closed channel
+            // alike; the channel's 'close' (heard first) tells them apart.
+            if (!session.closed) link.seen();
             if (err) {
-              const closed = /closed/.test(String(err.message));
               settle(i, {
                 ok: false,
-                error: closed
+                error: session.closed
                   ? new PublishError("ERR_CHANNEL_CLOSED", `connection to ${this.where} closed before task ${m.meta.id} was confirmed; it may not have been delivered`, { cause: err })
                   : new PublishError("ERR_NACKED", `broker nacked task ${m.meta.id}`, { cause: err }),
               });
@@ -414,8 +397,8 @@ export class AmqpTransport implements Transport {
             } else settle(i, { ok: true, receipt: { id: m.meta.id } });
           });
           // Counted only once amqplib took it: a publish that threw has no delivery tag.
-          tag = ++link.published;
-          if (options.mandatory) link.mandatory.set(tag, { exchange: m.exchange, routingKey: m.routingKey, correlationId: m.properties.correlationId ?? "", content });
+          tag = ++session.published;
+          if (options.mandatory) session.mandatory.set(tag, { exchange: m.exchange, routingKey: m.routingKey, correlationId: m.properties.correlationId ?? "", content });
           return more;
         } catch (err) {
           settle(i, { ok: false, error: asCeleryError(err, (msg, cause) => new PublishError("ERR_PUBLISH", msg, { cause })) });
@@ -435,7 +418,7 @@ export class AmqpTransport implements Transport {
           }
           const more = publishOne(messages[i]!, i);
           handedOver = i + 1;
-          if (!more && i + 1 < messages.length) await new Promise<void>((wake) => link.drained.push(wake));
+          if (!more && i + 1 < messages.length) await new Promise<void>((wake) => session.drained.push(wake));
         }
       })();
     });
@@ -444,12 +427,7 @@ export class AmqpTransport implements Transport {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.inflight]);
-    const link = this.link ?? (await this.connecting?.catch(() => undefined));
-    this.link = undefined;
-    if (link && !link.dead) {
-      link.dead = true;
-      await link.model.close().catch(() => {});
-    }
+    await this.connection.close();
   }
 }
 
