@@ -6,7 +6,7 @@
  * the relay hands them to the scheduler.
  */
 import { encodeEnvelope } from "../wire/envelope.js";
-import { ConfigurationError, ConnectionError, PayloadTooLargeError, PublishError, asCeleryError, redact, type CeleryError } from "../errors.js";
+import { ConfigurationError, ConnectionError, PayloadTooLargeError, PublishError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
 import { utf8Encoder } from "../serializers/utf8.js";
 import { signPost } from "./sigv4.js";
 import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
@@ -146,7 +146,9 @@ export class SqsTransport implements Transport {
       bytes += e.size;
     }
     if (current.length) batches.push(current);
-    await Promise.all(batches.map((b) => this.sendBatch(b, messages, outcomes, options)));
+    // One deadline for the whole call (30 s unless given); the deprecated pair still adds up as it used to.
+    const ms = options.timeout ?? (options.connectTimeout ?? 0) + (options.publishTimeout ?? 30_000);
+    await Promise.all(batches.map((b) => this.sendBatch(b, messages, outcomes, ms)));
     return outcomes;
   }
 
@@ -156,18 +158,24 @@ export class SqsTransport implements Transport {
     return creds;
   }
 
-  private async sendBatch(batch: Entry[], messages: readonly TaskMessage[], outcomes: PublishOutcome[], options: PublishOptions): Promise<void> {
+  private async sendBatch(batch: Entry[], messages: readonly TaskMessage[], outcomes: PublishOutcome[], ms: number): Promise<void> {
     const fail = (error: CeleryError): void => {
       for (const e of batch) outcomes[e.index] = { ok: false, error };
     };
     let sent: [Response, string];
+    const signal = AbortSignal.timeout(ms);
     try {
       const credentials = await this.resolveCredentials();
-      const signal = options.connectTimeout ? AbortSignal.timeout(options.connectTimeout + (options.publishTimeout ?? 30_000)) : null;
       const body = JSON.stringify({ QueueUrl: this.queueUrl, Entries: batch.map((e, i) => ({ Id: String(i), ...e.request })) });
       sent = await this.send(credentials, body, signal);
     } catch (err) {
-      fail(asCeleryError(err, (m, cause) => new ConnectionError(`SQS SendMessageBatch to ${redact(this.queueUrl)} failed: ${m}; the tasks were not sent`, { cause })));
+      const call = `SQS SendMessageBatch to ${redact(this.queueUrl)}`;
+      // A timeout is told by the signal, not by the runtime's abort error; SQS may have taken the batch by then.
+      fail(
+        signal.aborted
+          ? new TimeoutError(`${call} got no answer within ${ms} ms; the tasks may have been sent`)
+          : asCeleryError(err, (m, cause) => new ConnectionError(`${call} failed: ${m}; the tasks were not sent`, { cause })),
+      );
       return;
     }
     const [response, text] = sent;
@@ -201,10 +209,10 @@ export class SqsTransport implements Transport {
    * expired", "Signature not yet current", "RequestTimeTooSkewed"): signed again on the clock of
    * the answer's `Date`, which later sends keep using.
    */
-  private async send(credentials: AwsCredentials, body: string, signal: AbortSignal | null): Promise<[Response, string]> {
+  private async send(credentials: AwsCredentials, body: string, signal: AbortSignal): Promise<[Response, string]> {
     for (let attempt = 0, skewed = 0; ; attempt++) {
       const headers = await signPost(this.endpoint, SEND_BATCH_HEADERS, body, credentials, this.region, "sqs", new Date(Date.now() + this.skew));
-      const response = await this.fetchFn(this.endpoint, { method: "POST", headers, body, ...(signal ? { signal } : {}) });
+      const response = await this.fetchFn(this.endpoint, { method: "POST", headers, body, signal });
       const text = await response.text();
       if (!skewed++ && /Signature [en]|Skew/.test(text)) {
         this.skew = Date.parse(response.headers.get("date")!) - Date.now() || 0;
