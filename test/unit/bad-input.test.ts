@@ -3,14 +3,14 @@
  *
  * Producer side: every call goes to a recording transport (or, for the SQS size limits, an
  * SqsTransport whose `fetch` records), and each case asserts that nothing reached it. Relay side:
- * `relayRecord` gets Lambda-shaped SQS records; decoding errors must never reach the broker, and an
- * unroutable key is refused by the real RabbitMQ.
+ * `relayRecord` gets Lambda-shaped SQS records; decoding errors must never reach the broker. An
+ * unroutable key refused by the real RabbitMQ: test/integration/relay-unroutable.test.ts.
  *
  * Random values through every serializer, decoded by real Python (≥ 1 000 cases per serializer):
- * test/unit/python-roundtrip.test.ts.
+ * test/integration/python-roundtrip.test.ts.
  */
 import { inspect } from "node:util";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import {
   PolicyError,
   Celery,
@@ -22,16 +22,15 @@ import {
   SerializationError,
   type ErrorCode,
 } from "../../sdk/node.js";
-import { decodeEnvelope, encodeEnvelope } from "../../sdk/wire/envelope.js";
+import { decodeEnvelope } from "../../sdk/wire/envelope.js";
 import { PROTOCOL_HEADERS } from "../../sdk/options.js";
 import { PyTuple } from "../../sdk/serializers/python-values.js";
-import { AmqpTransport } from "../../sdk/transports/amqp.js";
 import { SqsTransport } from "../../sdk/transports/sqs.js";
 import { SCHEDULER_MAX_INPUT_BYTES, SQS_MAX_MESSAGE_BYTES } from "../../sdk/wire/limits.js";
-import { relayRecord, type RelayDeps, type RelayLogger } from "../../functions/relay/relay.js";
+import { relayRecord, type RelayDeps } from "../../functions/relay/relay.js";
 import { resolvePolicy } from "../../functions/shared/policy.js";
-import { deleteQueues, queueDepth } from "../helpers/rabbit.js";
 import { RecordingTransport } from "../helpers/recording-transport.js";
+import { recordingLogger, validEnvelope } from "../helpers/relay-input.js";
 import { sqsRecord } from "../helpers/sqs-record.js";
 
 type ErrorClass = abstract new (...args: never[]) => CeleryError;
@@ -269,10 +268,6 @@ describe("the SQS transport refuses oversize tasks before calling SQS", () => {
 // Relay side
 // ---------------------------------------------------------------------------------------------
 
-const builder = new Celery({ broker: new RecordingTransport() });
-const validEnvelope = async (options: Record<string, unknown> = {}): Promise<Record<string, unknown>> =>
-  JSON.parse(encodeEnvelope(await builder.buildMessage("tasks.echo", { args: [1], queue: "ce.default", ...options }))) as Record<string, unknown>;
-
 /** The envelope with `change` applied (`undefined` deletes a key); `at` is a dotted path. */
 async function envelopeWith(at: string, value: unknown, base?: Record<string, unknown>): Promise<string> {
   const e = base ?? (await validEnvelope());
@@ -319,12 +314,6 @@ const RELAY_CASES: RelayCase[] = [
   { name: "base64 without its padding", body: async () => envelopeWith("body", "abc", JSON.parse(await envelopeWith("bodyEncoding", "base64"))), says: /body is not valid base64/ },
 ];
 
-function recordingLogger(): RelayLogger & { lines: Array<{ level: string; message: string; extra: Record<string, unknown> }> } {
-  const lines: Array<{ level: string; message: string; extra: Record<string, unknown> }> = [];
-  const at = (level: string) => (message: string, extra: Record<string, unknown>) => lines.push({ level, message, extra });
-  return { lines, info: at("info"), warn: at("warn"), error: at("error") };
-}
-
 describe("the relay refuses bad envelopes without touching the broker", () => {
   for (const c of RELAY_CASES) {
     it(`refuses ${c.name} with EnvelopeError ERR_ENVELOPE, logging why`, async () => {
@@ -366,45 +355,4 @@ describe("the relay refuses bad envelopes without touching the broker", () => {
       expect(logger.lines.map((l) => l.message)).toEqual(["rejected envelope"]);
     });
   }
-});
-
-// amq.* is closed to every policy, so the unroutable case uses an exchange the test declares.
-const WIDE = resolvePolicy({ queues: [{ name: "ce.bad-input.probe", declare: true }], exchanges: [{ exchange: "ce.bad-input.direct", routingKeys: ["#"], declare: { type: "direct" } }] });
-
-describe("the relay refuses an unroutable key on the real broker", () => {
-  const broker = new AmqpTransport({ url: "amqp://guest:guest@127.0.0.1:5672//", connectTimeout: 5_000, publishTimeout: 10_000 });
-  afterAll(async () => {
-    await broker.close();
-  });
-
-  it("fails the record with PublishError ERR_UNROUTABLE and logs the task id and code", async () => {
-    // Prepare: an allowed exchange that exists, and a routing key no queue is bound to.
-    const logger = recordingLogger();
-    const envelope = await validEnvelope({ exchange: "ce.bad-input.direct", routingKey: "celery-edge.nobody.bound" });
-    envelope.declare = null;
-
-    // Act
-    const err = await relayRecord(sqsRecord(JSON.stringify(envelope), "m-3"), { broker, policy: WIDE, trustedForwarders: [], forceMandatory: true, logger }).catch((e: unknown) => e);
-
-    // Assess
-    expect(err).toBeInstanceOf(PublishError);
-    expect((err as CeleryError).code).toBe("ERR_UNROUTABLE");
-    expect((err as Error).message).toMatch(/unroutable: no queue bound to exchange "ce\.bad-input\.direct" with routing key "celery-edge\.nobody\.bound"/);
-    expect(logger.lines).toEqual([
-      { level: "error", message: "publish failed", extra: expect.objectContaining({ messageId: "m-3", taskId: (envelope.task as { id: string }).id, code: "ERR_UNROUTABLE" }) },
-    ]);
-  });
-
-  it("still publishes the next record on the same connection", async () => {
-    const logger = recordingLogger();
-    const envelope = await validEnvelope({ queue: "ce.bad-input.probe" });
-    try {
-      const action = await relayRecord(sqsRecord(JSON.stringify(envelope), "m-4"), { broker, policy: WIDE, trustedForwarders: [], forceMandatory: true, logger });
-      expect(action).toBe("published");
-      expect(await queueDepth("ce.bad-input.probe")).toBe(1);
-      expect(broker.connectionsOpened).toBe(1);
-    } finally {
-      await deleteQueues(["ce.bad-input.probe"]);
-    }
-  });
 });
