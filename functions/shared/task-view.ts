@@ -57,7 +57,13 @@ const bytesOf = (s: string): number => utf8.encode(s).length;
 /** Cuts attacker-controlled text for error messages and logs. */
 export function clip(value: unknown, max = 64): string {
   if (typeof value !== "string") {
-    const s = JSON.stringify(value) ?? String(value);
+    let s: string;
+    try {
+      s = JSON.stringify(value) ?? String(value);
+    } catch {
+      // Nested deeper than JSON.stringify can recurse: a few KB of JSON in a revoke body do it.
+      s = Array.isArray(value) ? "(a list nested too deep to show)" : "(an object nested too deep to show)";
+    }
     return s.length > max ? `${s.slice(0, max)}… (${s.length} chars)` : s;
   }
   return value.length > max ? `${JSON.stringify(value.slice(0, max))}… (${value.length} chars)` : JSON.stringify(value);

@@ -159,7 +159,9 @@ export function readEnvelope(text: string): { message: TaskMessage; stage: Envel
   need(isObject(raw), null, "top level must be an object");
   const e = raw as Record<string, unknown>;
   const version = e.celeryEdgeEnvelope;
-  need(version === ENVELOPE_VERSION, null, `unsupported version ${JSON.stringify(version)} (this reader knows ${ENVELOPE_VERSION})`);
+  // Only a scalar is written out: a list or object may nest deeper than JSON.stringify can recurse.
+  const shown = typeof version === "object" && version !== null ? (Array.isArray(version) ? "(a list)" : "(an object)") : JSON.stringify(version);
+  need(version === ENVELOPE_VERSION, null, `unsupported version ${shown} (this reader knows ${ENVELOPE_VERSION})`);
   need(isObject(e.task), null, "task must be an object");
   const task = e.task as Record<string, unknown>;
   const eta = task.eta;
