@@ -110,18 +110,18 @@ async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, un
   const control = controlPlaneReason(raw.exchange, raw.routingKey);
   if (control) throw new PolicyError(`destination is ${control}: exchange ${clip(raw.exchange)}, routing key ${clip(raw.routingKey)}`);
   checkForBroker(raw);
+  const ask = { exchange: raw.exchange, routingKey: raw.routingKey, task: "", contentType: raw.properties.contentType, senderId: sender };
+  const refused = (why: string): PolicyError =>
+    new PolicyError(`${why}: exchange ${clip(raw.exchange)}, routing key ${clip(raw.routingKey)}, content type ${clip(raw.properties.contentType)}`);
+  // Destination and content type first: a body the policy would refuse anyway is never decoded.
+  const early = checkTask(deps.policy, ask, { anyTask: true });
+  if ("refused" in early) throw refused(early.refused);
   const view = await readTaskView(raw);
   const meta = agreeWithSummary(view, raw.meta);
   log.taskId = cut(meta.id);
   log.taskName = cut(meta.name);
-  const verdict = checkTask(deps.policy, {
-    exchange: raw.exchange,
-    routingKey: raw.routingKey,
-    task: meta.name,
-    contentType: raw.properties.contentType,
-    senderId: sender,
-  });
-  if ("refused" in verdict) throw new PolicyError(`${verdict.refused}: exchange ${clip(raw.exchange)}, routing key ${clip(raw.routingKey)}, content type ${clip(raw.properties.contentType)}`);
+  const verdict = checkTask(deps.policy, { ...ask, task: meta.name });
+  if ("refused" in verdict) throw refused(verdict.refused);
 
   const now = deps.now?.() ?? Date.now();
   if (deps.park && isFarEta(meta, deps.park.thresholdSeconds, now)) {
