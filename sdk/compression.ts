@@ -20,6 +20,29 @@ export function compress(bytes: Uint8Array): Promise<Uint8Array> {
   return pipe(bytes, new CompressionStream("deflate"));
 }
 
-export function decompress(bytes: Uint8Array): Promise<Uint8Array> {
-  return pipe(bytes, new DecompressionStream("deflate"));
+/**
+ * Inflates chunk by chunk and stops as soon as the output passes `maxBytes` (then: null), so a
+ * small hostile body that inflates to gigabytes is never held in memory. Rejects a corrupt stream.
+ */
+export async function decompressAtMost(bytes: Uint8Array, maxBytes: number): Promise<Uint8Array | null> {
+  const reader = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("deflate")).getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
 }

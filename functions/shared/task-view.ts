@@ -5,6 +5,7 @@
  * park, authorize and log by this view, and refuse an envelope whose summary disagrees with it.
  * Also the checks that keep one record from closing the channel under its batch-mates.
  */
+import { decompressAtMost } from "../../sdk/compression.js";
 import { EnvelopeError } from "../../sdk/errors.js";
 import { parseIso } from "../../sdk/protocol/isoformat.js";
 import type { HeaderValue, MessageProperties, TaskMessage, TaskMeta } from "../../sdk/protocol/message.js";
@@ -138,31 +139,10 @@ export function checkForBroker(m: TaskMessage): void {
   if (size > MAX_HEADER_TABLE_BYTES) refuse(`headers table is ${size} bytes encoded, over ${MAX_HEADER_TABLE_BYTES}`);
 }
 
-/**
- * Inflates a kombu zlib body, stopping as soon as the output passes `limit`: a 256 KiB body can
- * inflate to ~260 MB, which must never be allocated just to be refused.
- */
+/** A 256 KiB body can inflate to ~260 MB, which must never be allocated just to be refused. */
 async function inflateAtMost(bytes: Uint8Array, limit: number): Promise<Uint8Array> {
-  const reader = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("deflate")).getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const next = await reader.read().catch(() => refuse("compressed body does not decompress"));
-    if (next.done) break;
-    size += next.value.length;
-    if (size > limit) {
-      void reader.cancel().catch(() => undefined);
-      refuse("protocol 1 body decompresses too large to check");
-    }
-    chunks.push(next.value);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  const out = await decompressAtMost(bytes, limit).catch(() => refuse("compressed body does not decompress"));
+  return out ?? refuse("protocol 1 body decompresses too large to check");
 }
 
 async function protocol1Body(m: TaskMessage): Promise<Record<string, unknown>> {

@@ -18,6 +18,7 @@
  * leaving every other wait and the consumer as they were.
  */
 import type { Channel, ConsumeMessage } from "amqplib";
+import { decompressAtMost } from "../compression.js";
 import { AmqpConnection, type AmqpLink } from "../transports/amqp-connection.js";
 import { describeUrl, withHeartbeat } from "../transports/amqp-url.js";
 import { ConfigurationError, ResultBackendError, ResultDecodeError, asCeleryError, redact } from "../errors.js";
@@ -282,30 +283,10 @@ export class RpcBackend implements ResultBackend {
   }
 }
 
-/**
- * kombu's zlib compression, inflated chunk by chunk: a small body that inflates beyond `maxBytes`
- * (a zip bomb) is refused before it is all in memory.
- */
+/** kombu's zlib compression; a body that inflates beyond `maxBytes` (a zip bomb) is refused. */
 async function inflate(bytes: Uint8Array, maxBytes: number): Promise<Uint8Array> {
-  const reader = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("deflate")).getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      reader.cancel().catch(() => {});
-      throw limitError("zlib", `the result inflates to more than ${maxBytes} bytes (maxBytes)`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
+  const out = await decompressAtMost(bytes, maxBytes);
+  if (out === null) throw limitError("zlib", `the result inflates to more than ${maxBytes} bytes (maxBytes)`);
   return out;
 }
 
