@@ -146,9 +146,9 @@ describe("timing", () => {
 
   it("does not execute a task that already expired", async () => {
     const expired = await app.sendTask("tasks.echo", { args: ["expired"], expires: new Date(Date.now() - 60_000) });
+    // The worker runs ce.default in order (one process): the marker sent after it ran last.
     const marker = await app.sendTask("tasks.echo", { args: ["marker"] });
     await log.waitForTask(marker.id);
-    await new Promise((r) => setTimeout(r, 500));
     expect((await log.read()).map((r) => r.id)).not.toContain(expired.id);
   });
 
@@ -231,9 +231,10 @@ describe("AMQP semantics", () => {
       const confirmed = outcomes.filter((o) => o.ok).map((o) => o.id);
       const wanted = new Set(confirmed);
       if (wanted.size > 0) await log.waitFor({ where: (r) => wanted.has(r.id), count: wanted.size }, 60_000);
-      // Whatever the broker took before the cut is run by now or soon; give it a moment, then check.
-      for (let i = 0; i < 50 && (await queueDepth("ce.default")) > 0; i++) await new Promise((r) => setTimeout(r, 200));
-      await new Promise((r) => setTimeout(r, 1_000));
+      // Whatever the broker took before the cut is queued ahead of a sentinel sent now, and the
+      // worker (one process) runs ce.default in order: once the sentinel ran, so did all of it.
+      const sentinel = await app.sendTask("tasks.echo", { args: ["sentinel"] });
+      await log.waitForTask(sentinel.id, 60_000);
       const ran = new Set((await log.read()).map((r) => r.id));
       console.log(
         `[reliability] cut while waiting for 'drain': ${confirmed.length} confirmed, ${failed.length - unwritten.length} ERR_CHANNEL_CLOSED (written, unconfirmed), ` +
@@ -276,7 +277,12 @@ describe("AMQP semantics", () => {
         }
       }
       for (const o of outcomes.slice(0, 5)) if (!o.ok) expect(o.error.message).toMatch(/may or may not have been delivered/);
-      await new Promise((r) => setTimeout(r, 1_500));
+      // Whatever `a` wrote reached the broker before its connection closed; a sentinel sent after
+      // that runs after it (one worker process, ce.default in order).
+      await a.close();
+      proto.publish = original;
+      const sentinel = await app.sendTask("tasks.echo", { args: ["sentinel"] });
+      await log.waitForTask(sentinel.id);
       const ran = new Set((await log.read()).map((r) => r.id));
       expect(unwritten.filter((o) => ran.has(o.id))).toEqual([]);
     } finally {
@@ -318,8 +324,10 @@ describe("AMQP semantics", () => {
       proxy.freezeExisting(); // what a frozen-then-thawed Lambda finds
       await new Promise((r) => setTimeout(r, 400));
       const second = await a.sendTask("tasks.echo", { args: ["after-freeze"] });
-      await log.waitFor(2);
-      await new Promise((r) => setTimeout(r, 500));
+      // A resend of either would be queued on the new connection ahead of this sentinel, which the
+      // worker (one process) runs after it.
+      const sentinel = await a.sendTask("tasks.echo", { args: ["sentinel"] });
+      await log.waitForTask(sentinel.id);
       const ids = (await log.read()).map((r) => r.id);
       expect(ids.filter((x) => x === first.id)).toHaveLength(1);
       expect(ids.filter((x) => x === second.id)).toHaveLength(1);
