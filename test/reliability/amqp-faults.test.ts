@@ -14,6 +14,7 @@ import {
   clearMemoryAlarm,
   ensureBrokerUp,
   memoryAlarmOn,
+  queueSentinel,
   raiseMemoryAlarm,
   report,
   restartBroker,
@@ -27,10 +28,14 @@ const QUEUE = "ce.rel.amqp";
 const records = new RecordCounter();
 let worker: CeleryWorker;
 let workerRestarts = 0;
+const POOL_PROCESSES = 4;
 
 async function startWorker(): Promise<CeleryWorker> {
-  return startCeleryWorker({ queues: [QUEUE], concurrency: 4, env: workerEnv(QUEUE) });
+  return startCeleryWorker({ queues: [QUEUE], concurrency: POOL_PROCESSES, env: workerEnv(QUEUE) });
 }
+
+/** Sends a sentinel through `app`, behind whatever that app already wrote. */
+const through = (app: Celery) => async (sentinel: { task: string; args: unknown[] }) => (await app.sendTask(sentinel.task, { args: sentinel.args, ignoreResult: true })).id;
 
 beforeAll(async () => {
   await records.open();
@@ -114,7 +119,7 @@ describe("a broker restart during a run of direct publishes", () => {
     }
     const ids = new Set(resolved.keys());
     await records.waitForAll(ids, 120_000);
-    await sleep(1_000);
+    await records.afterQueued(queueSentinel(QUEUE), POOL_PROCESSES);
     const counts = await records.perTask();
 
     // Assess
@@ -174,7 +179,7 @@ describe("broker flow control (memory alarm)", () => {
       await clearMemoryAlarm();
       const after = await app.sendTask("tasks.add", { args: [2, 2], ignoreResult: true });
       await records.waitForAll(new Set([after.id]), 15_000);
-      await sleep(1_000);
+      await records.afterQueued(through(app), POOL_PROCESSES);
       const counts = await records.perTask();
       const timedOut = [`blocked-single-${stamp}`, ...Array.from({ length: 20 }, (_, i) => `blocked-batch-${stamp}-${i}`)];
       const ranAnyway = timedOut.filter((id) => counts.has(id));
@@ -223,7 +228,7 @@ describe("broker flow control (memory alarm)", () => {
       const r = await pending;
       const waited = Date.now() - t0;
       await records.waitForAll(new Set([r.id]), 15_000);
-      await sleep(500);
+      await records.afterQueued(through(app), POOL_PROCESSES);
       const executions = (await records.perTask()).get(r.id) ?? 0;
 
       // Assess

@@ -17,7 +17,7 @@ import { startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.j
 import { purgeQueues, withChannel } from "../helpers/rabbit.js";
 import { startRelayHarness, type RelayHarness } from "../helpers/relay-harness.js";
 import { sqsRecord } from "../helpers/sqs-record.js";
-import { RecordCounter, SOAK_SIZE, ensureBrokerUp, report, restartBroker, sleep, tally, workerEnv } from "./helpers/faults.js";
+import { RecordCounter, SOAK_SIZE, ensureBrokerUp, queueSentinel, report, restartBroker, sleep, tally, workerEnv } from "./helpers/faults.js";
 
 const QUEUE = "ce.rel.relay";
 const MAX_RECEIVE_COUNT = 5; // the CeleryRelay default
@@ -26,10 +26,12 @@ let worker: CeleryWorker;
 let harness: RelayHarness;
 let app: Celery;
 let workerRestarts = 0;
+const POOL_PROCESSES = 4;
 
 async function startWorker(): Promise<CeleryWorker> {
-  return startCeleryWorker({ queues: [QUEUE], concurrency: 4, env: workerEnv(QUEUE) });
+  return startCeleryWorker({ queues: [QUEUE], concurrency: POOL_PROCESSES, env: workerEnv(QUEUE) });
 }
+
 
 beforeAll(async () => {
   process.env.POWERTOOLS_LOG_LEVEL = "WARN"; // 10k "published" lines would only slow the run down
@@ -107,7 +109,7 @@ describe("a broker restart during a run through the relay", () => {
     // Records whose publish was confirmed but whose success the relay never reported come back after
     // the visibility timeout and run again: wait until the intake queue is empty so they are counted.
     await waitUntil("the intake queue to drain", async () => (await intakeBacklog()) === 0, 60_000);
-    await sleep(1_000);
+    await records.afterQueued(queueSentinel(QUEUE), POOL_PROCESSES);
     const final = await records.perTask();
 
     // Assess
@@ -154,7 +156,7 @@ describe("a record failing in a batch whose other records succeed", () => {
     try {
       const retry = await handler({ Records: event.Records.filter((r) => first.batchItemFailures.some((f) => f.itemIdentifier === r.messageId)) }, lambdaContext);
       const counts = await records.waitForAll(new Set([...good, late].map((m) => m.meta.id)), 20_000);
-      await sleep(500);
+      await records.afterQueued(queueSentinel(QUEUE), POOL_PROCESSES);
       const final = await records.perTask();
 
       // Assess

@@ -9,7 +9,7 @@
  */
 import { connect } from "node:net";
 import { createClient } from "redis";
-import { rabbitmqctl } from "../../helpers/rabbit.js";
+import { publishRaw, rabbitmqctl, rawCeleryTaskMessage } from "../../helpers/rabbit.js";
 
 /** Tasks per soak run: 2 000 in CI, 10 000 with `RELIABILITY_FULL=1`. */
 export const SOAK_SIZE = process.env.RELIABILITY_FULL === "1" ? 10_000 : 2_000;
@@ -81,9 +81,47 @@ export class RecordCounter {
     }
   }
 
+  /**
+   * Resolves once every task queued ahead of this call has started (and so been recorded): `send`
+   * queues a `tasks.sleep` sentinel behind them — on their queue, and on their channel when that
+   * decides their order — once per pool process, round after round, until each of the worker's
+   * `processes` pool processes has run one. The worker hands tasks out in queue order and a process
+   * runs what it was handed in order, so a process that ran a sentinel already started everything
+   * handed to it before. A positive signal, in place of waiting a while for what should not come.
+   */
+  async afterQueued(send: (sentinel: { task: string; args: unknown[] }) => Promise<string>, processes: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const sentinels = new Set<string>();
+    const pids = new Set<number>();
+    while (pids.size < processes) {
+      // Sentinels that sleep a little spread over the idle processes instead of queueing on one.
+      for (let i = 0; i < processes; i++) sentinels.add(await send({ task: "tasks.sleep", args: [0.2] }));
+      for (;;) {
+        const ran = (await this.redis.lRange(RECORDS_KEY, 0, -1))
+          .map((item) => JSON.parse(item) as { id: string; pid: number })
+          .filter((r) => sentinels.has(r.id));
+        if (ran.length >= sentinels.size) {
+          for (const r of ran) pids.add(r.pid);
+          break;
+        }
+        if (Date.now() >= deadline) throw new Error(`sentinels ran on ${pids.size} of ${processes} pool processes within ${timeoutMs} ms`);
+        await sleep(50);
+      }
+    }
+  }
+
   async close(): Promise<void> {
     this.redis.destroy();
   }
+}
+
+/** For `RecordCounter.afterQueued`: publishes each sentinel straight to `queue`, behind what is on it. */
+export function queueSentinel(queue: string): (sentinel: { task: string; args: unknown[] }) => Promise<string> {
+  return async (sentinel) => {
+    const message = rawCeleryTaskMessage({ ...sentinel, routingKey: queue });
+    await publishRaw(message);
+    return message.id;
+  };
 }
 
 /** Executed, duplicated and lost among `ids`, from per-id execution counts. */
