@@ -32,6 +32,8 @@ let sqsApp: Celery;
 let parkingApp: Celery;
 let amqpApp: Celery;
 let otherApp: Celery;
+/** Each park-queue record the scheduler function handled: its body, and whether it failed it. */
+const handled: Array<{ body: string; failed: boolean }> = [];
 
 beforeAll(async () => {
   process.env.POWERTOOLS_LOG_LEVEL = "ERROR"; // keep the functions' INFO lines out of the test output
@@ -61,7 +63,11 @@ beforeAll(async () => {
     client: harness.client,
     queueUrl: harness.park.url,
     queueArn: harness.park.arn,
-    handler,
+    handler: async (event, context) => {
+      const response = await handler(event, context);
+      for (const r of event.Records) handled.push({ body: r.body, failed: response.batchItemFailures.some((f) => f.itemIdentifier === r.messageId) });
+      return response;
+    },
     onError: (e) => console.error("scheduler runner", e),
   });
   worker = await startCeleryWorker({ queues: ["ce.default"] });
@@ -122,14 +128,26 @@ describe("far-ETA tasks are parked in Scheduler, not the broker", () => {
     expect(standIn.fired.some((f) => f.name === `celery-edge-${r.id}`)).toBe(false);
   }, 60_000);
 
-  it("makes one schedule for a duplicate park request", async () => {
+  it("answers a duplicate park request as already parked, keeping the first request's schedule", async () => {
+    // Prepare: a task parked once.
     const eta = new Date(Date.now() + 600_000);
     const taskId = `dup-${Date.now()}`;
-    await parkingApp.sendTask("tasks.echo", { args: ["dup"], eta, taskId });
-    await parkingApp.sendTask("tasks.echo", { args: ["dup"], eta, taskId });
+    const requestsFor = () => handled.filter((h) => (JSON.parse(h.body) as { task?: { id?: string } }).task?.id === taskId);
+    await parkingApp.sendTask("tasks.echo", { args: ["first"], eta, taskId });
     expect(await until(() => scheduleFor(taskId) !== undefined, 20_000)).toBe(true);
-    await new Promise((r) => setTimeout(r, 3_000));
-    expect([...standIn.schedules().values()].filter((s) => s.name === `celery-edge-${taskId}`)).toHaveLength(1);
+
+    // Act: the same task parked again, as a redelivered request would be (other args tell them apart).
+    await parkingApp.sendTask("tasks.echo", { args: ["second"], eta, taskId });
+    expect(await until(() => requestsFor().length === 2, 20_000)).toBe(true);
+
+    // Assess: Scheduler answered the second CreateSchedule with ConflictException, the function
+    // took that as done (the record was not failed), and the schedule still holds the first request.
+    const creates = standIn.calls.filter((c) => c.operation === "CreateSchedule" && c.name === `celery-edge-${taskId}`);
+    expect(creates.map((c) => c.error)).toEqual([undefined, "ConflictException"]);
+    expect(requestsFor().map((h) => h.failed)).toEqual([false, false]);
+    const { body } = JSON.parse(scheduleFor(taskId)!.input) as { body: string };
+    expect(body).toContain('"first"');
+    expect(body).not.toContain('"second"');
     await parkingApp.revoke(taskId);
   }, 60_000);
 
@@ -143,7 +161,8 @@ describe("far-ETA tasks are parked in Scheduler, not the broker", () => {
 
   it("a revoked task already in the broker is not executed by the worker", async () => {
     const r = await amqpApp.sendTask("tasks.echo", { args: ["revoked-in-broker"], countdown: 4 });
-    await new Promise((res) => setTimeout(res, 1_000)); // the worker now holds it, waiting for its ETA
+    // The worker logs receiving it, then holds it until its ETA.
+    expect(await until(() => worker.logs().includes(`Task tasks.echo[${r.id}] received`), 10_000)).toBe(true);
     await amqpApp.revoke(r.id);
     const marker = await amqpApp.sendTask("tasks.echo", { args: ["marker"], countdown: 6 });
     await log.waitForTask(marker.id, 30_000);
