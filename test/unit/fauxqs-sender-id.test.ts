@@ -163,26 +163,6 @@ describe("startSqsEmulator senderIds", () => {
     expect(message?.Attributes?.SenderId).toBe(ROLE.senderId);
   });
 
-  it("keeps the first sender's SenderId when another sender's FIFO duplicate is deduplicated", async () => {
-    // Prepare
-    const fifo = await createQueue(stranger, `sender-id-${++queueSeq}.fifo`, {
-      attributes: { ContentBasedDeduplication: "true" },
-    });
-    const first = await stranger.send(
-      new SendMessageCommand({ QueueUrl: fifo.url, MessageBody: "same", MessageGroupId: "g" }),
-    );
-    const duplicate = await alice.send(
-      new SendMessageCommand({ QueueUrl: fifo.url, MessageBody: "same", MessageGroupId: "g" }),
-    );
-    expect(duplicate.MessageId).toBe(first.MessageId);
-
-    // Act
-    const received = await receiveAll(fifo.url, 1, ["SenderId"]);
-
-    // Assess
-    expect(received.map((m) => m.Attributes?.SenderId)).toEqual([FAUXQS_SENDER_ID]);
-  });
-
   it("rejects an empty SenderId", async () => {
     // Act / Assess
     await expect(startSqsEmulator({ senderIds: { AKIAEMPTY: "" } })).rejects.toThrow(/senderIds\["AKIAEMPTY"\]/);
