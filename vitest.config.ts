@@ -1,10 +1,20 @@
+import { availableParallelism } from "node:os";
 import { defineConfig } from "vitest/config";
 
-/** Real RabbitMQ, Redis and Python Celery: one broker and one execution log shared by every file. */
+/**
+ * Files of the service-free projects side by side: at least two, because the unit files mostly
+ * wait (SQS visibility timeouts) or mostly compute (the fuzz suites), and two overlap them even on
+ * a two-core runner, where vitest's default (cores − 1) would run them one at a time.
+ */
+const parallelFiles = Math.max(2, availableParallelism() - 1);
+
+/**
+ * Projects on the real RabbitMQ, Redis and Python Celery: the global setup checks they are there,
+ * and, as every file shares one broker, its queues and the execution log, files run one at a time
+ * (vitest runs them after the parallel unit and infra files, never beside them).
+ */
 const services = {
   globalSetup: ["./test/global-setup.ts"],
-  // Every file here shares one broker, the same queues and the execution log: one file at a time
-  // (vitest runs these after the parallel unit and infra files, never beside them).
   fileParallelism: false,
 };
 
@@ -16,7 +26,7 @@ export default defineConfig({
       {
         extends: true,
         // No RabbitMQ, Redis or Python: in-process emulators (fauxqs, the Scheduler stand-in) only.
-        test: { name: "unit", include: ["test/unit/**/*.test.ts", "test/fixtures/**/*.test.ts"] },
+        test: { name: "unit", include: ["test/unit/**/*.test.ts", "test/fixtures/**/*.test.ts"], maxWorkers: parallelFiles },
       },
       {
         extends: true,
@@ -29,7 +39,7 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: "infra", include: ["test/infra/**/*.test.ts"] },
+        test: { name: "infra", include: ["test/infra/**/*.test.ts"], maxWorkers: parallelFiles },
       },
     ],
   },
