@@ -174,9 +174,13 @@ describe("far-ETA tasks are parked in Scheduler, not the broker", () => {
 describe("a parked task is revoked only by whoever parked it", () => {
   it("cancels a task parked through plain sqsRelay when its producer revokes it, and refuses another sender's revoke", async () => {
     // Prepare: two tasks parked by the relay for the same producer; the refused one is due later,
-    // so its run is the positive signal that the cancelled one's ETA has passed.
-    const cancelled = await sqsApp.sendTask("tasks.echo", { args: ["revoked-by-owner"], eta: new Date(Date.now() + 75_000) });
-    const kept = await sqsApp.sendTask("tasks.echo", { args: ["revoke-refused"], eta: new Date(Date.now() + 80_000) });
+    // so its run is the positive signal that the cancelled one's ETA has passed. Scheduler may fire
+    // anywhere in the minute of at() (the stand-in at its start), so both schedules fire in a minute
+    // that begins at least 15 s from now: they are still there when revoked.
+    const fireMinute = Math.ceil((Date.now() + 15_000) / 60_000) * 60_000;
+    const cancelledEta = fireMinute + (LEAD_S + 5) * 1000; // 80 to 140 s from now
+    const cancelled = await sqsApp.sendTask("tasks.echo", { args: ["revoked-by-owner"], eta: new Date(cancelledEta) });
+    const kept = await sqsApp.sendTask("tasks.echo", { args: ["revoke-refused"], eta: new Date(cancelledEta + 5_000) });
     expect(await until(() => scheduleFor(cancelled.id) !== undefined && scheduleFor(kept.id) !== undefined, 20_000)).toBe(true);
 
     // Act: the owner revokes through the intake queue (no parking config); another sender tries too.
@@ -185,10 +189,10 @@ describe("a parked task is revoked only by whoever parked it", () => {
 
     // Assess
     expect(await until(() => scheduleFor(cancelled.id) === undefined, 20_000)).toBe(true);
-    const rec = await log.waitForTask(kept.id, 150_000);
+    const rec = await log.waitForTask(kept.id, 200_000);
     expect(rec.args).toEqual(["revoke-refused"]);
     expect((await log.read()).some((x) => x.id === cancelled.id)).toBe(false);
     expect(standIn.fired.some((f) => f.name === `celery-edge-${cancelled.id}`)).toBe(false);
     expect(standIn.fired.filter((f) => f.name === `celery-edge-${kept.id}`)).toHaveLength(1);
-  }, 200_000);
+  }, 240_000);
 });
