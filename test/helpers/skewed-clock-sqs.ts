@@ -7,10 +7,10 @@
  * Requests inside the window are checked against the AWS SDK's signer (`@smithy/signature-v4`) and
  * answered with a SendMessageBatch result; a bad signature gets SQS's 403 `SignatureDoesNotMatch`.
  */
-import { createHash, createHmac } from "node:crypto";
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { Sha256 } from "./node-sha256.js";
 
 export interface SkewedClockSqsOptions {
   /** The server's clock minus the real one, in milliseconds (positive: the server is ahead). */
@@ -39,19 +39,6 @@ export interface SkewedClockSqs {
 
 const WINDOW_MS = 15 * 60_000;
 
-class Sha256 {
-  private readonly hash: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    const key = secret === undefined || typeof secret === "string" ? secret : secret instanceof ArrayBuffer ? new Uint8Array(secret) : new Uint8Array(secret.buffer, secret.byteOffset, secret.byteLength);
-    this.hash = key ? createHmac("sha256", key) : createHash("sha256");
-  }
-  update(data: string | Uint8Array): void {
-    this.hash.update(data);
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
 
 const amz = (d: Date): string => d.toISOString().replace(/[-:]|\.\d+/g, "");
 const fromAmz = (s: string): Date => new Date(`${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}T${s.slice(9, 11)}:${s.slice(11, 13)}:${s.slice(13, 15)}Z`);

@@ -7,26 +7,12 @@
  * The AWS SDK is given the request as the server reads it: the path as it goes on the wire (what
  * the URL parser made of it) and the query as the names and values that were encoded into it.
  */
-import { createHash, createHmac } from "node:crypto";
 import { SignatureV4 } from "@smithy/signature-v4";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { signPost, type SigningCredentials } from "../../sdk/transports/sigv4.js";
+import { Sha256 } from "../helpers/node-sha256.js";
 
-/** The Node hash the AWS SDK plugs into its signer. */
-class Sha256 {
-  private readonly hash: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    const key = secret === undefined || typeof secret === "string" ? secret : secret instanceof ArrayBuffer ? new Uint8Array(secret) : new Uint8Array(secret.buffer, secret.byteOffset, secret.byteLength);
-    this.hash = key ? createHmac("sha256", key) : createHash("sha256");
-  }
-  update(data: string | Uint8Array): void {
-    this.hash.update(data);
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
 
 interface GeneratedRequest {
   host: string;

@@ -1,25 +1,11 @@
 /**
  * Our SigV4 signer against the AWS SDK's own (`@smithy/signature-v4`, what @aws-sdk/client-sqs uses).
  */
-import { createHash, createHmac } from "node:crypto";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { describe, expect, it } from "vitest";
 import { signPost } from "../../sdk/transports/sigv4.js";
+import { Sha256 } from "../helpers/node-sha256.js";
 
-/** The Node hash the AWS SDK plugs into its signer. */
-class Sha256 {
-  private readonly hash: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    const key = secret === undefined || typeof secret === "string" ? secret : secret instanceof ArrayBuffer ? new Uint8Array(secret) : new Uint8Array(secret.buffer, secret.byteOffset, secret.byteLength);
-    this.hash = key ? createHmac("sha256", key) : createHash("sha256");
-  }
-  update(data: string | Uint8Array): void {
-    this.hash.update(data);
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
 
 const HEADERS = { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.SendMessageBatch" };
 const cases = [
