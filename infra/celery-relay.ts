@@ -18,7 +18,7 @@ import { CfnScheduleGroup } from "aws-cdk-lib/aws-scheduler";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Queue, QueueEncryption, type IQueue, type QueueProps } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { relayEnvironment, schedulerEnvironment } from "../functions/shared/environment.js";
+import { DEFAULT_RETRY_BACKOFF, relayEnvironment, schedulerEnvironment } from "../functions/shared/environment.js";
 import { SQS_MAX_DELAY_SECONDS, SQS_MAX_MESSAGE_BYTES } from "../sdk/wire/limits.js";
 import { DEFAULT_LEAD_SECONDS, DEFAULT_PARK_THRESHOLD_SECONDS } from "../sdk/wire/parking.js";
 import { DEFAULT_RELAY_POLICY, resolvePolicy, type RelayPolicy } from "../functions/shared/policy.js";
@@ -573,10 +573,10 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
 
   const relayTimeout = secondsIn("relayTimeout", props.relayTimeout ?? Duration.seconds(30), 1, 900);
   const maxReceiveCount = integerIn("maxReceiveCount", props.maxReceiveCount ?? 30, 1, 1000);
-  const retryBase = secondsIn("retryBackoff.base", props.retryBackoff?.base ?? Duration.seconds(30), 1, MAX_VISIBILITY_SECONDS);
+  const retryBase = secondsIn("retryBackoff.base", props.retryBackoff?.base ?? Duration.seconds(DEFAULT_RETRY_BACKOFF.baseSeconds), 1, MAX_VISIBILITY_SECONDS);
   const retryMax = secondsIn(
     "retryBackoff.max",
-    props.retryBackoff?.max ?? Duration.minutes(15),
+    props.retryBackoff?.max ?? Duration.seconds(DEFAULT_RETRY_BACKOFF.maxSeconds),
     retryBase.isUnresolved() ? 1 : retryBase.toSeconds(),
     MAX_VISIBILITY_SECONDS,
   );

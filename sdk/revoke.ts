@@ -11,6 +11,8 @@ import type { TaskMessage } from "./protocol/message.js";
 
 export const PIDBOX_EXCHANGE = "celery.pidbox";
 export const REVOKE_TASK_NAME = "celery.control.revoke";
+/** The mailbox exchange as kombu declares it, as the workers do: fanout, not durable. */
+export const PIDBOX_DECLARATION = Object.freeze({ exchange: PIDBOX_EXCHANGE, exchangeType: "fanout", routingKey: "", durable: false } as const);
 
 export interface RevokeOptions {
   /** Also kill the task if a worker is already running it. @default false */
@@ -41,8 +43,7 @@ export function revokeMessage(taskId: string | readonly string[], options: Revok
       headers: { clock, expires: 0 },
     },
     body: json.encode(body),
-    // kombu declares the mailbox exchange as the workers do: fanout, not durable.
-    declare: { exchange: PIDBOX_EXCHANGE, exchangeType: "fanout", routingKey: "", durable: false },
+    declare: PIDBOX_DECLARATION,
     meta: { id: first, name: REVOKE_TASK_NAME, eta: null },
   };
 }

@@ -12,9 +12,11 @@ import { readEnvelope } from "../../sdk/wire/envelope.js";
 import { CeleryError, EnvelopeError, PolicyError, PayloadTooLargeError, SerializationError } from "../../sdk/errors.js";
 import type { TaskMessage } from "../../sdk/protocol/message.js";
 import { isFarEta } from "../../sdk/wire/parking.js";
+import { PIDBOX_DECLARATION } from "../../sdk/revoke.js";
 import type { Transport } from "../../sdk/transport.js";
 import { isControlEnvelope, readRevoke } from "../shared/control.js";
-import { checkTask, controlPlaneReason, isPrincipal, mayRevoke, type ResolvedPolicy } from "../shared/policy.js";
+import { DEFAULT_RETRY_BACKOFF } from "../shared/environment.js";
+import { checkTask, isPrincipal, mayRevoke, type ResolvedPolicy } from "../shared/policy.js";
 import { agreeWithSummary, checkForBroker, clip, readTaskView } from "../shared/task-view.js";
 
 export interface RelayLogger {
@@ -58,7 +60,8 @@ export class Mutex {
   }
 }
 
-const cut = (s: string): string => (s.length > LOG_FIELD_MAX ? `${s.slice(0, LOG_FIELD_MAX)}…` : s);
+/** Cuts an attacker-influenced string for a log field. */
+export const cut = (s: string): string => (s.length > LOG_FIELD_MAX ? `${s.slice(0, LOG_FIELD_MAX)}…` : s);
 
 /** Refusals of the record itself: it will never pass, so it should reach the DLQ without waiting. */
 export function isPoison(err: unknown): boolean {
@@ -91,7 +94,7 @@ async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, un
     log.taskId = cut(ids.join(","));
     log.taskName = "celery.control.revoke";
     if (!mayRevoke(deps.policy, sender)) throw new PolicyError("revokes are not allowed for this sender by the policy");
-    const message: TaskMessage = { ...raw, declare: REVOKE_DECLARATION, mandatory: false, immediate: false, meta: { ...raw.meta, sender: sender ?? "" } };
+    const message: TaskMessage = { ...raw, declare: PIDBOX_DECLARATION, mandatory: false, immediate: false, meta: { ...raw.meta, sender: sender ?? "" } };
     // A parked task may be cancelled only by whoever parked it; the scheduler knows who did, so it
     // sees every revoke first and hands back (as `broadcast`) what should reach the workers.
     const viaScheduler = deps.park && deps.trustedForwarders.length > 0 && !(forwarded && stage === "broadcast");
@@ -107,13 +110,12 @@ async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, un
     return "published";
   }
 
-  const control = controlPlaneReason(raw.exchange, raw.routingKey);
-  if (control) throw new PolicyError(`destination is ${control}: exchange ${clip(raw.exchange)}, routing key ${clip(raw.routingKey)}`);
   checkForBroker(raw);
   const ask = { exchange: raw.exchange, routingKey: raw.routingKey, task: "", contentType: raw.properties.contentType, senderId: sender };
   const refused = (why: string): PolicyError =>
     new PolicyError(`${why}: exchange ${clip(raw.exchange)}, routing key ${clip(raw.routingKey)}, content type ${clip(raw.properties.contentType)}`);
-  // Destination and content type first: a body the policy would refuse anyway is never decoded.
+  // Control plane, destination and content type before the body: a body the policy would refuse
+  // anyway is never decoded.
   const early = checkTask(deps.policy, ask, { anyTask: true });
   if ("refused" in early) throw refused(early.refused);
   const view = await readTaskView(raw);
@@ -135,9 +137,6 @@ async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, un
   deps.logger.info("published", { ...log, exchange: cut(raw.exchange), routingKey: cut(raw.routingKey) });
   return "published";
 }
-
-/** The pidbox exchange as kombu's Mailbox declares it (fanout, transient): never the sender's idea. */
-const REVOKE_DECLARATION = { exchange: "celery.pidbox", exchangeType: "fanout", routingKey: "", durable: false } as const;
 
 /**
  * A channel error fails every publish in flight on that channel. Records that lost their channel
@@ -163,7 +162,7 @@ export async function relayRecord(record: SQSRecord, deps: RelayDeps): Promise<R
     const reason = cut(err instanceof Error ? err.message : String(err));
     deps.logger.error(poison ? "rejected envelope" : "publish failed", { ...log, code, reason });
     if (deps.backoff) {
-      const seconds = poison ? 0 : backoffSeconds(Number(record.attributes?.ApproximateReceiveCount ?? 1), deps.retry ?? { baseSeconds: 30, maxSeconds: 900 });
+      const seconds = poison ? 0 : backoffSeconds(Number(record.attributes?.ApproximateReceiveCount ?? 1), deps.retry ?? DEFAULT_RETRY_BACKOFF);
       await deps.backoff(record, seconds).catch((e: unknown) => deps.logger.warn("could not change the record's visibility", { ...log, reason: cut(String(e)) }));
     }
     throw err;

@@ -21,7 +21,7 @@ import { SCHEDULER_MAX_INPUT_BYTES } from "../../sdk/wire/limits.js";
 import { MIN_PARK_MS, msUntilEta } from "../../sdk/wire/parking.js";
 import { revokeMessage } from "../../sdk/revoke.js";
 import type { Transport } from "../../sdk/transport.js";
-import { LOG_FIELD_MAX, senderOf, type RelayLogger } from "../relay/relay.js";
+import { cut, senderOf, type RelayLogger } from "../relay/relay.js";
 import { isControlEnvelope, readRevoke } from "../shared/control.js";
 import { isAdmin, type ResolvedPolicy } from "../shared/policy.js";
 import { agreeWithSummary, readTaskView } from "../shared/task-view.js";
@@ -48,7 +48,6 @@ export interface SchedulerDeps {
 
 export type SchedulerAction = "parked" | "duplicate" | "released" | "revoked" | "refused";
 
-const cut = (s: string): string => (s.length > LOG_FIELD_MAX ? `${s.slice(0, LOG_FIELD_MAX)}…` : s);
 
 export async function handleSchedulerRecord(record: SQSRecord, deps: SchedulerDeps): Promise<SchedulerAction> {
   try {

@@ -3,7 +3,7 @@
  * The only place the functions read `process.env`. Read once per container, at module scope.
  */
 import { DEFAULT_LEAD_SECONDS, DEFAULT_PARK_THRESHOLD_SECONDS } from "../../sdk/wire/parking.js";
-import { RELAY_ENV as R, SCHEDULER_ENV as S } from "./environment.js";
+import { DEFAULT_RETRY_BACKOFF, RELAY_ENV as R, SCHEDULER_ENV as S } from "./environment.js";
 import { policyFromEnv, type ResolvedPolicy } from "./policy.js";
 
 export interface RelayConfig {
@@ -95,7 +95,7 @@ export function relayConfig(env: Env = process.env): RelayConfig {
     policy: policyFromEnv(env[R.policy]),
     trustedForwarders: principals(env, R.trustedForwarders),
     intakeQueueUrl: env[R.intakeQueueUrl] || undefined,
-    retry: { baseSeconds: seconds(env, R.retryBaseSeconds, 30), maxSeconds: seconds(env, R.retryMaxSeconds, 900) },
+    retry: { baseSeconds: seconds(env, R.retryBaseSeconds, DEFAULT_RETRY_BACKOFF.baseSeconds), maxSeconds: seconds(env, R.retryMaxSeconds, DEFAULT_RETRY_BACKOFF.maxSeconds) },
     parkQueueUrl: env[R.parkQueueUrl] || undefined,
     parkThresholdSeconds: seconds(env, R.parkThresholdSeconds, DEFAULT_PARK_THRESHOLD_SECONDS),
     forceMandatory: env[R.forceMandatory] !== "false",

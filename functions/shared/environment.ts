@@ -6,6 +6,12 @@
  * strings where the construct only has a token.
  */
 
+/**
+ * Backoff for intake records that failed for the broker's sake: visibility = min(base × 2^(n−1),
+ * max) at receive n. With the intake queue's 30 receives this spans about 6.5 h of outage.
+ */
+export const DEFAULT_RETRY_BACKOFF = Object.freeze({ baseSeconds: 30, maxSeconds: 900 });
+
 /** Variable names of the relay function. */
 export const RELAY_ENV = {
   brokerSecretArn: "BROKER_SECRET_ARN",
