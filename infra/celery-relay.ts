@@ -315,6 +315,7 @@ export class CeleryRelay extends Construct {
           retryMaxSeconds: config.retryMax.toSeconds(),
           parkQueueUrl: schedulerQueue.queueUrl,
           parkThresholdSeconds: config.parkThreshold.toSeconds(),
+          maxReceiveCount: config.maxReceiveCount,
         }),
         POWERTOOLS_SERVICE_NAME: "celery-edge-relay",
         POWERTOOLS_LOG_LEVEL: config.logLevel,
@@ -426,6 +427,7 @@ export class CeleryRelay extends Construct {
           // The relay forwards park requests and revokes; fired schedules arrive as the schedule
           // role. Both carry the original sender, and only a schedule's own record may say "release".
           trustedForwardersJson: stack.toJsonString([relayRole.roleId, scheduleRole.roleId]),
+          maxReceiveCount: SCHEDULER_MAX_RECEIVE_COUNT,
         }),
         POWERTOOLS_SERVICE_NAME: "celery-edge-scheduler",
         POWERTOOLS_LOG_LEVEL: config.logLevel,

@@ -27,6 +27,10 @@ export interface RelayConfig {
   parkThresholdSeconds: number;
   /** Publish every message as mandatory so an unroutable one fails instead of vanishing. */
   forceMandatory: boolean;
+  /** The intake queue's maxReceiveCount: a record failing on that receive goes to the DLQ. @default 30 */
+  maxReceiveCount: number;
+  /** EventBridge bus for lifecycle events; undefined: none are put. */
+  eventBusName: string | undefined;
 }
 
 export interface RetryBackoff {
@@ -49,6 +53,9 @@ export interface SchedulerConfig {
   policy: ResolvedPolicy;
   /** Role ids (the relay's, the schedules' own) whose records carry the original sender in the envelope. */
   trustedForwarders: readonly string[];
+  /** The scheduler queue's maxReceiveCount. @default 5 */
+  maxReceiveCount: number;
+  eventBusName: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -99,6 +106,8 @@ export function relayConfig(env: Env = process.env): RelayConfig {
     parkQueueUrl: env[R.parkQueueUrl] || undefined,
     parkThresholdSeconds: seconds(env, R.parkThresholdSeconds, DEFAULT_PARK_THRESHOLD_SECONDS),
     forceMandatory: env[R.forceMandatory] !== "false",
+    maxReceiveCount: seconds(env, R.maxReceiveCount, 30),
+    eventBusName: env[R.eventBusName] || undefined,
   };
 }
 
@@ -114,5 +123,7 @@ export function schedulerConfig(env: Env = process.env): SchedulerConfig {
     leadSeconds: seconds(env, S.leadSeconds, DEFAULT_LEAD_SECONDS),
     policy: policyFromEnv(env[S.policy]),
     trustedForwarders: principals(env, S.trustedForwarders),
+    maxReceiveCount: seconds(env, S.maxReceiveCount, 5),
+    eventBusName: env[S.eventBusName] || undefined,
   };
 }

@@ -25,6 +25,10 @@ export const RELAY_ENV = {
   parkQueueUrl: "PARK_QUEUE_URL",
   parkThresholdSeconds: "PARK_THRESHOLD_SECONDS",
   forceMandatory: "RELAY_FORCE_MANDATORY",
+  /** The intake queue's redrive maxReceiveCount: a record failing on that receive is dead-lettered. */
+  maxReceiveCount: "MAX_RECEIVE_COUNT",
+  /** EventBridge bus for lifecycle events (Task Parked, Released, Revoked, Rejected, Dead-Lettered); unset: none are put. */
+  eventBusName: "EVENT_BUS_NAME",
 } as const;
 
 /** Variable names of the scheduler function. */
@@ -39,6 +43,9 @@ export const SCHEDULER_ENV = {
   leadSeconds: "LEAD_SECONDS",
   policy: "RELAY_POLICY",
   trustedForwarders: "TRUSTED_FORWARDERS",
+  /** The scheduler queue's redrive maxReceiveCount. */
+  maxReceiveCount: "MAX_RECEIVE_COUNT",
+  eventBusName: "EVENT_BUS_NAME",
 } as const;
 
 /** What the relay needs; JSON-valued fields are already JSON (the construct may hold tokens in them). */
@@ -51,6 +58,9 @@ export interface RelayEnvironment {
   retryMaxSeconds: number;
   parkQueueUrl: string;
   parkThresholdSeconds: number;
+  maxReceiveCount: number;
+  /** Omitted when the construct has no `eventBus`. */
+  eventBusName?: string;
 }
 
 export interface SchedulerEnvironment {
@@ -63,6 +73,8 @@ export interface SchedulerEnvironment {
   leadSeconds: number;
   policyJson: string;
   trustedForwardersJson: string;
+  maxReceiveCount: number;
+  eventBusName?: string;
 }
 
 export function relayEnvironment(e: RelayEnvironment): Record<string, string> {
@@ -75,6 +87,8 @@ export function relayEnvironment(e: RelayEnvironment): Record<string, string> {
     [RELAY_ENV.retryMaxSeconds]: String(e.retryMaxSeconds),
     [RELAY_ENV.parkQueueUrl]: e.parkQueueUrl,
     [RELAY_ENV.parkThresholdSeconds]: String(e.parkThresholdSeconds),
+    [RELAY_ENV.maxReceiveCount]: String(e.maxReceiveCount),
+    ...(e.eventBusName === undefined ? {} : { [RELAY_ENV.eventBusName]: e.eventBusName }),
   };
 }
 
@@ -89,5 +103,7 @@ export function schedulerEnvironment(e: SchedulerEnvironment): Record<string, st
     [SCHEDULER_ENV.leadSeconds]: String(e.leadSeconds),
     [SCHEDULER_ENV.policy]: e.policyJson,
     [SCHEDULER_ENV.trustedForwarders]: e.trustedForwardersJson,
+    [SCHEDULER_ENV.maxReceiveCount]: String(e.maxReceiveCount),
+    ...(e.eventBusName === undefined ? {} : { [SCHEDULER_ENV.eventBusName]: e.eventBusName }),
   };
 }
