@@ -7,8 +7,19 @@
  */
 import { fileURLToPath } from "node:url";
 import { ArnFormat, CfnOutput, Duration, Names, Stack, Token, Validations } from "aws-cdk-lib";
-import { Alarm, ComparisonOperator, TreatMissingData, type IAlarm } from "aws-cdk-lib/aws-cloudwatch";
+import {
+  Alarm,
+  ComparisonOperator,
+  Metric,
+  Stats,
+  TreatMissingData,
+  type IAlarm,
+  type IAlarmAction,
+  type IMetric,
+  type MetricOptions,
+} from "aws-cdk-lib/aws-cloudwatch";
 import type { ISecurityGroup, IVpc, SubnetSelection } from "aws-cdk-lib/aws-ec2";
+import type { IEventBus } from "aws-cdk-lib/aws-events";
 import { PolicyStatement, Role, ServicePrincipal, type Grant, type IGrantable, type IRole } from "aws-cdk-lib/aws-iam";
 import { Architecture, Runtime, type IFunction } from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
@@ -48,6 +59,21 @@ const PROJECT_ROOT = fileURLToPath(new URL("..", import.meta.url));
 const LOCK_FILE = fileURLToPath(new URL("../package-lock.json", import.meta.url));
 const RELAY_ENTRY = fileURLToPath(new URL("../functions/relay/handler.ts", import.meta.url));
 const SCHEDULER_ENTRY = fileURLToPath(new URL("../functions/scheduler/handler.ts", import.meta.url));
+
+/** Powertools' service name of each function: the `service` dimension of their metrics. */
+const RELAY_SERVICE_NAME = "celery-edge-relay";
+const SCHEDULER_SERVICE_NAME = "celery-edge-scheduler";
+/** CloudWatch namespace of the relay's Powertools metrics unless `metricsNamespace` says otherwise. */
+export const DEFAULT_METRICS_NAMESPACE = "CeleryEdge";
+/**
+ * Counts the relay emits per record (Powertools Metrics, EMF): published to the broker, parked in
+ * EventBridge Scheduler, refused by the policy or the envelope format, failed for the broker's sake.
+ */
+export type RelayMetricName = "Relayed" | "Parked" | "Rejected" | "Failed";
+/** Period of the error and failure alarms: long enough to hold a few backoff retries of one record. */
+const FAILURE_ALARM_PERIOD = Duration.minutes(5);
+/** SQS publishes its queue metrics once a minute: a shorter age threshold would only measure that. */
+const MIN_AGE_THRESHOLD_SECONDS = 60;
 
 /** Log level of both functions (Powertools Logger). */
 export type RelayLogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
@@ -188,6 +214,38 @@ export interface CeleryRelayProps {
    */
   readonly oldestMessageAgeThreshold?: Duration;
   /**
+   * Age of the oldest scheduler-queue message that raises `schedulerOldestMessageAgeAlarm`. Fired
+   * schedules reach that queue `scheduleLeadTime` before their task's ETA, so a message older than
+   * the lead time means a released task will run late.
+   * @default - `scheduleLeadTime`, but at least 1 minute (SQS's metric period)
+   */
+  readonly schedulerOldestMessageAgeThreshold?: Duration;
+  /**
+   * What every alarm in `alarms` does when it fires, e.g. `[new SnsAction(topic)]`.
+   * @default - no actions: the alarms only change state
+   */
+  readonly alarmActions?: IAlarmAction[];
+  /**
+   * What every alarm does when it returns to OK (the DLQ was drained, the errors stopped), so whoever
+   * was told of the problem is told it is over. Pass `[]` for actions that should run only on ALARM
+   * (an OpsItem, an incident).
+   * @default - `alarmActions`
+   */
+  readonly okActions?: IAlarmAction[];
+  /**
+   * EventBridge bus for task lifecycle events (source `celery-edge`; `Task Parked`, `Task Released`,
+   * `Task Revoked`, `Task Rejected`, `Task Dead-Lettered`). Both functions may then call
+   * `events:PutEvents` on this bus, and on no other.
+   * @default - no events are put
+   */
+  readonly eventBus?: IEventBus;
+  /**
+   * CloudWatch namespace of the relay's Powertools metrics (`Relayed`, `Parked`, `Rejected`,
+   * `Failed`, dimension `service`). 1–255 characters, not starting with `AWS/`.
+   * @default "CeleryEdge"
+   */
+  readonly metricsNamespace?: string;
+  /**
    * Name of the EventBridge Scheduler schedule group for parked tasks (1–64 of `[0-9A-Za-z._-]`).
    * @default - derived from the construct path, unique per stack
    */
@@ -233,13 +291,26 @@ export class CeleryRelay extends Construct {
   public readonly scheduleDeadLetterQueueAlarm: IAlarm;
   /** Fires when the oldest intake message is older than `oldestMessageAgeThreshold`. */
   public readonly oldestMessageAgeAlarm: IAlarm;
-  /** Every alarm above, to wire to an SNS topic in one loop. */
+  /** Fires when the oldest scheduler-queue message is older than `schedulerOldestMessageAgeThreshold`. */
+  public readonly schedulerOldestMessageAgeAlarm: IAlarm;
+  /** Fires when relay invocations fail as a whole (timeout, crash, unreadable broker secret). */
+  public readonly relayErrorsAlarm: IAlarm;
+  /** Fires when records keep failing to reach the broker (the relay's `Failed` metric). */
+  public readonly relayFailuresAlarm: IAlarm;
+  /** Fires when scheduler invocations fail as a whole. */
+  public readonly schedulerErrorsAlarm: IAlarm;
+  /** Every alarm above; each has `alarmActions` and `okActions`. */
   public readonly alarms: readonly IAlarm[];
+  /** The bus lifecycle events go to, when one was given. */
+  public readonly eventBus?: IEventBus;
+  /** CloudWatch namespace of the relay's metrics. */
+  public readonly metricsNamespace: string;
 
   constructor(scope: Construct, id: string, props: CeleryRelayProps) {
     super(scope, id);
     const config = resolveProps(props);
     const stack = Stack.of(this);
+    this.metricsNamespace = config.metricsNamespace;
 
     // Queues -------------------------------------------------------------------------------
     const deadLetterQueue = secureQueue(this, "DeadLetterQueue", { retentionPeriod: DLQ_RETENTION });
@@ -283,6 +354,8 @@ export class CeleryRelay extends Construct {
     const schedulerRole = lambdaRole(this, "SchedulerRole", "celery-edge scheduler: parks far-ETA tasks in EventBridge Scheduler");
     // One JSON string: role ids in the policy are tokens that CloudFormation fills in.
     const relayPolicy = stack.toJsonString(config.policy);
+    // PutEvents takes a bus name or ARN; only the ARN reaches a bus in another account.
+    const eventBusName = props.eventBus?.eventBusArn;
 
     // Relay function -----------------------------------------------------------------------
     const relayLogGroup = new LogGroup(this, "RelayLogGroup", { retention: config.logRetention });
@@ -316,8 +389,10 @@ export class CeleryRelay extends Construct {
           parkQueueUrl: schedulerQueue.queueUrl,
           parkThresholdSeconds: config.parkThreshold.toSeconds(),
           maxReceiveCount: config.maxReceiveCount,
+          eventBusName,
         }),
-        POWERTOOLS_SERVICE_NAME: "celery-edge-relay",
+        POWERTOOLS_SERVICE_NAME: RELAY_SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: config.metricsNamespace,
         POWERTOOLS_LOG_LEVEL: config.logLevel,
         NODE_OPTIONS: "--enable-source-maps",
       },
@@ -428,8 +503,10 @@ export class CeleryRelay extends Construct {
           // role. Both carry the original sender, and only a schedule's own record may say "release".
           trustedForwardersJson: stack.toJsonString([relayRole.roleId, scheduleRole.roleId]),
           maxReceiveCount: SCHEDULER_MAX_RECEIVE_COUNT,
+          eventBusName,
         }),
-        POWERTOOLS_SERVICE_NAME: "celery-edge-scheduler",
+        POWERTOOLS_SERVICE_NAME: SCHEDULER_SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: config.metricsNamespace,
         POWERTOOLS_LOG_LEVEL: config.logLevel,
         NODE_OPTIONS: "--enable-source-maps",
       },
@@ -437,6 +514,9 @@ export class CeleryRelay extends Construct {
     schedulerFunction.addEventSource(
       new SqsEventSource(schedulerQueue, { batchSize: 10, reportBatchItemFailures: true }),
     );
+    // Exactly events:PutEvents on the bus's ARN, for both functions: both report lifecycle events.
+    props.eventBus?.grantPutEventsTo(relayRole);
+    props.eventBus?.grantPutEventsTo(schedulerRole);
 
     // Alarms and outputs -------------------------------------------------------------------
     const deadLetterQueueAlarm = depthAlarm(this, "DeadLetterQueueAlarm", deadLetterQueue, "relay dead-letter queue");
@@ -460,6 +540,49 @@ export class CeleryRelay extends Construct {
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
+    const schedulerOldestMessageAgeAlarm = new Alarm(this, "SchedulerOldestMessageAgeAlarm", {
+      alarmDescription: `celery-edge: the oldest message on the scheduler queue is ${config.schedulerOldestMessageAgeThreshold.toHumanString()} old or more; fired schedules come ${config.scheduleLeadTime.toHumanString()} before their ETA, so released tasks will run late (see the scheduler's errors and logs)`,
+      metric: schedulerQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: Stats.MAXIMUM }),
+      threshold: config.schedulerOldestMessageAgeThreshold.toSeconds(),
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    // Lambda's Errors and the relay's Failed count see different faults, so both are alarmed.
+    // Errors: an invocation failed as a whole (timeout, crash, broker secret unreadable at cold
+    // start); no record in it ran, so it emitted no Failed count either. Record failures never
+    // count here: the functions report them per record (throwOnFullBatchFailure: false).
+    const relayErrorsAlarm = errorsAlarm(this, "RelayErrorsAlarm", relayFunction, "relay");
+    const schedulerErrorsAlarm = errorsAlarm(this, "SchedulerErrorsAlarm", schedulerFunction, "scheduler");
+    // Failed: records the broker did not take (unreachable, connection lost). They back off for
+    // hours before they are dead-lettered, and SQS's ApproximateAgeOfOldestMessage skips a message
+    // received three times or more, so during a long outage neither the DLQ nor the age alarm
+    // speaks. Two periods in a row: a blip retried within the backoff's first minutes stays quiet.
+    const relayFailuresAlarm = new Alarm(this, "RelayFailuresAlarm", {
+      alarmDescription:
+        "celery-edge: the relay failed to publish records to the broker in each of the last two 5-minute periods; " +
+        "they are retried with backoff, but the broker is likely unreachable (see the relay's logs)",
+      metric: this.metricRelay("Failed"),
+      threshold: 1,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    const alarms = [
+      deadLetterQueueAlarm,
+      schedulerDeadLetterQueueAlarm,
+      scheduleDeadLetterQueueAlarm,
+      oldestMessageAgeAlarm,
+      schedulerOldestMessageAgeAlarm,
+      relayErrorsAlarm,
+      relayFailuresAlarm,
+      schedulerErrorsAlarm,
+    ];
+    for (const alarm of alarms) {
+      alarm.addAlarmAction(...config.alarmActions);
+      alarm.addOkAction(...config.okActions);
+    }
 
     new CfnOutput(this, "IntakeQueueUrl", { description: "Producers send task envelopes here", value: intakeQueue.queueUrl });
     new CfnOutput(this, "DeadLetterQueueUrl", { description: "Envelopes the relay gave up on", value: deadLetterQueue.queueUrl });
@@ -481,7 +604,28 @@ export class CeleryRelay extends Construct {
     this.schedulerDeadLetterQueueAlarm = schedulerDeadLetterQueueAlarm;
     this.scheduleDeadLetterQueueAlarm = scheduleDeadLetterQueueAlarm;
     this.oldestMessageAgeAlarm = oldestMessageAgeAlarm;
-    this.alarms = [deadLetterQueueAlarm, schedulerDeadLetterQueueAlarm, scheduleDeadLetterQueueAlarm, oldestMessageAgeAlarm];
+    this.schedulerOldestMessageAgeAlarm = schedulerOldestMessageAgeAlarm;
+    this.relayErrorsAlarm = relayErrorsAlarm;
+    this.relayFailuresAlarm = relayFailuresAlarm;
+    this.schedulerErrorsAlarm = schedulerErrorsAlarm;
+    this.alarms = alarms;
+    this.eventBus = props.eventBus;
+  }
+
+  /**
+   * One of the relay's per-record counts (`Relayed`, `Parked`, `Rejected`, `Failed`), summed over
+   * 5 minutes unless `options` says otherwise: for dashboards and alarms of your own.
+   */
+  public metricRelay(name: RelayMetricName, options: MetricOptions = {}): IMetric {
+    return new Metric({
+      namespace: this.metricsNamespace,
+      metricName: name,
+      // Powertools Metrics' default dimension: POWERTOOLS_SERVICE_NAME.
+      dimensionsMap: { service: RELAY_SERVICE_NAME },
+      statistic: Stats.SUM,
+      period: FAILURE_ALARM_PERIOD,
+      ...options,
+    });
   }
 
   /**
@@ -513,11 +657,17 @@ interface ResolvedProps {
   readonly intakeVisibilityTimeout: Duration;
   readonly intakeRetentionPeriod: Duration;
   readonly oldestMessageAgeThreshold: Duration;
+  readonly schedulerOldestMessageAgeThreshold: Duration;
+  readonly alarmActions: IAlarmAction[];
+  readonly okActions: IAlarmAction[];
+  readonly metricsNamespace: string;
   readonly bundleAwsSdk: boolean;
 }
 
 const SCHEDULE_GROUP_NAME = /^[0-9A-Za-z._-]{1,64}$/;
 const LOG_LEVELS: readonly RelayLogLevel[] = ["DEBUG", "INFO", "WARN", "ERROR"];
+/** CloudWatch's rule for a namespace; `AWS/` is reserved for AWS services. */
+const METRICS_NAMESPACE = /^[0-9A-Za-z.\-_/#: ]{1,255}$/;
 
 function invalid(prop: string, value: unknown, rule: string): ConfigurationError {
   const shown = value instanceof Duration ? value.toHumanString() : JSON.stringify(value);
@@ -573,6 +723,12 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
     throw invalid("scheduleGroupName", scheduleGroupName, "must be 1 to 64 of [0-9A-Za-z._-]");
   }
 
+  const metricsNamespace = props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE;
+  if (!Token.isUnresolved(metricsNamespace) && (!METRICS_NAMESPACE.test(metricsNamespace) || metricsNamespace.startsWith("AWS/"))) {
+    throw invalid("metricsNamespace", metricsNamespace, "must be 1 to 255 of [0-9A-Za-z.-_/#: ] and not start with AWS/");
+  }
+  const alarmActions = props.alarmActions ?? [];
+
   const relayTimeout = secondsIn("relayTimeout", props.relayTimeout ?? Duration.seconds(30), 1, 900);
   const maxReceiveCount = integerIn("maxReceiveCount", props.maxReceiveCount ?? 30, 1, 1000);
   const retryBase = secondsIn("retryBackoff.base", props.retryBackoff?.base ?? Duration.seconds(DEFAULT_RETRY_BACKOFF.baseSeconds), 1, MAX_VISIBILITY_SECONDS);
@@ -618,6 +774,16 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
       1,
       1_209_600,
     ),
+    schedulerOldestMessageAgeThreshold: secondsIn(
+      "schedulerOldestMessageAgeThreshold",
+      props.schedulerOldestMessageAgeThreshold ??
+        (scheduleLeadTime.isUnresolved() ? Duration.seconds(DEFAULT_LEAD_SECONDS) : Duration.seconds(Math.max(scheduleLeadTime.toSeconds(), MIN_AGE_THRESHOLD_SECONDS))),
+      1,
+      1_209_600,
+    ),
+    alarmActions,
+    okActions: props.okActions ?? alarmActions,
+    metricsNamespace,
     bundleAwsSdk: props.bundleAwsSdk ?? false,
   };
 }
@@ -752,6 +918,21 @@ function depthAlarm(scope: Construct, id: string, queue: IQueue, what: string): 
   return new Alarm(scope, id, {
     alarmDescription: `celery-edge: the ${what} has messages; inspect and redrive them`,
     metric: queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" }),
+    threshold: 1,
+    evaluationPeriods: 1,
+    comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    treatMissingData: TreatMissingData.NOT_BREACHING,
+  });
+}
+
+/**
+ * Any failed invocation of `fn` within 5 minutes. With per-record failure reports an invocation fails
+ * only when the function itself cannot run, so every one is worth a look.
+ */
+function errorsAlarm(scope: Construct, id: string, fn: IFunction, what: string): Alarm {
+  return new Alarm(scope, id, {
+    alarmDescription: `celery-edge: ${what} invocations failed as a whole (timeout, crash or configuration), so their batches went back to the queue unfinished (see the ${what}'s logs)`,
+    metric: fn.metricErrors({ period: FAILURE_ALARM_PERIOD, statistic: Stats.SUM }),
     threshold: 1,
     evaluationPeriods: 1,
     comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -4,15 +4,20 @@
  * principal gets, prop validation, and cdk-nag's AWS Solutions pack. Bundling is skipped here
  * (`aws:cdk:bundling-stacks: []`); `synth.test.ts` bundles for real through the CDK CLI.
  */
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
 import { App, Duration, Stack, Validations } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import { SecurityGroup, SubnetType, Vpc } from "aws-cdk-lib/aws-ec2";
+import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
+import { EventBus } from "aws-cdk-lib/aws-events";
 import { AccountPrincipal, Role, ServicePrincipal, type CfnRole, type IRole } from "aws-cdk-lib/aws-iam";
 import { Key } from "aws-cdk-lib/aws-kms";
 import { Architecture, Runtime } from "aws-cdk-lib/aws-lambda";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Secret } from "aws-cdk-lib/aws-secretsmanager";
+import { Topic } from "aws-cdk-lib/aws-sns";
 import { Queue, QueueEncryption, type IQueue } from "aws-cdk-lib/aws-sqs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { describe, expect, it } from "vitest";
@@ -137,6 +142,32 @@ function deployedEnv(vars: Record<string, unknown>): Record<string, string> {
     throw new Error(`cannot render ${JSON.stringify(v)}`);
   };
   return Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, render(v)]));
+}
+
+interface Emf {
+  _aws: { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string }> }> };
+  [key: string]: unknown;
+}
+
+/**
+ * The EMF line the real Powertools Metrics prints for one count of `metric`, in a fresh Node process
+ * whose only configuration is `env` (as a Lambda function's would be).
+ */
+async function powertoolsEmf(env: Record<string, string>, metric: string): Promise<Emf> {
+  const script = [
+    'import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";',
+    "const metrics = new Metrics();",
+    "metrics.addMetric(process.argv[1], MetricUnit.Count, 1);",
+    "metrics.publishStoredMetrics();",
+  ].join("\n");
+  const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script, metric], {
+    cwd: new URL("../..", import.meta.url),
+    env: { PATH: process.env.PATH ?? "", ...env },
+    timeout: 20_000,
+  });
+  const lines = stdout.trim().split("\n").filter((l) => l.includes('"_aws"'));
+  expect(lines).toHaveLength(1);
+  return JSON.parse(lines[0]!) as Emf;
 }
 
 describe("CeleryRelay queues", () => {
@@ -279,7 +310,9 @@ describe("CeleryRelay relay function", () => {
       RELAY_RETRY_MAX_SECONDS: "900",
       PARK_QUEUE_URL: cfn(stack, relay.schedulerQueue.queueUrl),
       PARK_THRESHOLD_SECONDS: "900",
+      MAX_RECEIVE_COUNT: "30",
       POWERTOOLS_SERVICE_NAME: "celery-edge-relay",
+      POWERTOOLS_METRICS_NAMESPACE: "CeleryEdge",
       POWERTOOLS_LOG_LEVEL: "INFO",
       NODE_OPTIONS: "--enable-source-maps",
     });
@@ -424,7 +457,9 @@ describe("CeleryRelay scheduler", () => {
       LEAD_SECONDS: "120",
       RELAY_POLICY: JSON.stringify(DEFAULT_RELAY_POLICY),
       TRUSTED_FORWARDERS: { "Fn::Join": ["", ['["', roleIdOf(stack, relay.relayFunction.role!), '","', roleIdOf(stack, relay.scheduleRole), '"]']] },
+      MAX_RECEIVE_COUNT: "5",
       POWERTOOLS_SERVICE_NAME: "celery-edge-scheduler",
+      POWERTOOLS_METRICS_NAMESPACE: "CeleryEdge",
       POWERTOOLS_LOG_LEVEL: "INFO",
       NODE_OPTIONS: "--enable-source-maps",
     });
@@ -634,15 +669,256 @@ describe("CeleryRelay alarms", () => {
     });
   });
 
-  it("exposes all four alarms", () => {
-    const { template, relay } = build();
-    template.resourceCountIs("AWS::CloudWatch::Alarm", 4);
+  it("alarms when the oldest scheduler-queue message is older than the schedule lead time, 2 min by default", () => {
+    const { template, stack, relay } = build();
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: "AWS/SQS",
+      MetricName: "ApproximateAgeOfOldestMessage",
+      Dimensions: [{ Name: "QueueName", Value: cfn(stack, relay.schedulerQueue.queueName) }],
+      Statistic: "Maximum",
+      Period: 60,
+      Threshold: 120,
+      EvaluationPeriods: 1,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      TreatMissingData: "notBreaching",
+    });
+  });
+
+  it.each<[string, Partial<CeleryRelayProps>, number]>([
+    ["a longer lead time", { scheduleLeadTime: Duration.minutes(5) }, 300],
+    ["a lead time under SQS's one-minute metric period", { parkThreshold: Duration.seconds(30) }, 60],
+    ["an explicit threshold", { schedulerOldestMessageAgeThreshold: Duration.minutes(10) }, 600],
+  ])("sets the scheduler-queue age threshold from %s", (_name, props, seconds) => {
+    const { template, stack, relay } = build(props);
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      MetricName: "ApproximateAgeOfOldestMessage",
+      Dimensions: [{ Name: "QueueName", Value: cfn(stack, relay.schedulerQueue.queueName) }],
+      Threshold: seconds,
+    });
+  });
+
+  it.each(["relay", "scheduler"] as const)("alarms on any failed invocation of the %s function within 5 minutes", (name) => {
+    const { template, stack, relay } = build();
+    const fn = name === "relay" ? relay.relayFunction : relay.schedulerFunction;
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: "AWS/Lambda",
+      MetricName: "Errors",
+      Dimensions: [{ Name: "FunctionName", Value: cfn(stack, fn.functionName) }],
+      Statistic: "Sum",
+      Period: 300,
+      Threshold: 1,
+      EvaluationPeriods: 1,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      TreatMissingData: "notBreaching",
+    });
+  });
+
+  it("alarms when the relay's Failed count is non-zero in two 5-minute periods in a row", () => {
+    const { template } = build();
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: "CeleryEdge",
+      MetricName: "Failed",
+      Dimensions: [{ Name: "service", Value: "celery-edge-relay" }],
+      Statistic: "Sum",
+      Period: 300,
+      Threshold: 1,
+      EvaluationPeriods: 2,
+      DatapointsToAlarm: 2,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      TreatMissingData: "notBreaching",
+    });
+  });
+
+  it("exposes all eight alarms, and the template holds no other", () => {
+    const { template, stack, relay } = build();
+    template.resourceCountIs("AWS::CloudWatch::Alarm", 8);
     expect(relay.alarms).toEqual([
       relay.deadLetterQueueAlarm,
       relay.schedulerDeadLetterQueueAlarm,
       relay.scheduleDeadLetterQueueAlarm,
       relay.oldestMessageAgeAlarm,
+      relay.schedulerOldestMessageAgeAlarm,
+      relay.relayErrorsAlarm,
+      relay.relayFailuresAlarm,
+      relay.schedulerErrorsAlarm,
     ]);
+    const listed = relay.alarms.map((a) => stack.getLogicalId(a.node.defaultChild as never)).sort();
+    expect(Object.keys(template.findResources("AWS::CloudWatch::Alarm")).sort()).toEqual(listed);
+  });
+
+  it("gives the alarms no actions when none are passed", () => {
+    const { template } = build();
+    for (const alarm of Object.values(template.findResources("AWS::CloudWatch::Alarm"))) {
+      expect(alarm.Properties.AlarmActions).toBeUndefined();
+      expect(alarm.Properties.OKActions).toBeUndefined();
+    }
+  });
+
+  it("wires alarmActions to every alarm, on ALARM and, by default, on OK", () => {
+    // Prepare
+    let topicArn: unknown;
+    // Act
+    const { template } = build({}, (s) => {
+      const topic = new Topic(s, "Alarms");
+      topicArn = s.resolve(topic.topicArn);
+      return { alarmActions: [new SnsAction(topic)] };
+    });
+    // Assess
+    const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm"));
+    expect(alarms).toHaveLength(8);
+    for (const alarm of alarms) {
+      expect(alarm.Properties.AlarmActions).toEqual([topicArn]);
+      expect(alarm.Properties.OKActions).toEqual([topicArn]);
+    }
+  });
+
+  it("uses okActions instead when given, and none on OK for okActions: []", () => {
+    // Prepare
+    const arns: Record<string, unknown> = {};
+    const withTopics = (ok: "separate" | "none") => (s: Stack): Partial<CeleryRelayProps> => {
+      const page = new Topic(s, "Page");
+      const resolved = new Topic(s, "Resolved");
+      arns.page = s.resolve(page.topicArn);
+      arns.resolved = s.resolve(resolved.topicArn);
+      return { alarmActions: [new SnsAction(page)], okActions: ok === "none" ? [] : [new SnsAction(resolved)] };
+    };
+    // Act
+    const separate = build({}, withTopics("separate")).template;
+    const separateArns = { ...arns };
+    const none = build({}, withTopics("none")).template;
+    // Assess
+    for (const alarm of Object.values(separate.findResources("AWS::CloudWatch::Alarm"))) {
+      expect(alarm.Properties).toMatchObject({ AlarmActions: [separateArns.page], OKActions: [separateArns.resolved] });
+    }
+    for (const alarm of Object.values(none.findResources("AWS::CloudWatch::Alarm"))) {
+      expect(alarm.Properties.AlarmActions).toEqual([arns.page]);
+      expect(alarm.Properties.OKActions).toBeUndefined();
+    }
+  });
+
+  it("passes several actions to every alarm, in order", () => {
+    const arns: unknown[] = [];
+    const { template } = build({}, (s) => {
+      const topics = [new Topic(s, "First"), new Topic(s, "Second")];
+      arns.push(...topics.map((t) => s.resolve(t.topicArn)));
+      return { alarmActions: topics.map((t) => new SnsAction(t)) };
+    });
+    for (const alarm of Object.values(template.findResources("AWS::CloudWatch::Alarm"))) {
+      expect(alarm.Properties.AlarmActions).toEqual(arns);
+    }
+  });
+});
+
+describe("CeleryRelay metrics", () => {
+  it("names the metrics namespace in both functions' environment, CeleryEdge by default", () => {
+    const defaults = build();
+    const custom = build({ metricsNamespace: "Team/Celery" });
+    for (const { template, stack, relay } of [defaults, custom]) {
+      const expected = relay === defaults.relay ? "CeleryEdge" : "Team/Celery";
+      expect(relay.metricsNamespace).toBe(expected);
+      expect(envOf(template, stack, relay.relayFunction).POWERTOOLS_METRICS_NAMESPACE).toBe(expected);
+      expect(envOf(template, stack, relay.schedulerFunction).POWERTOOLS_METRICS_NAMESPACE).toBe(expected);
+    }
+    custom.template.hasResourceProperties("AWS::CloudWatch::Alarm", { Namespace: "Team/Celery", MetricName: "Failed" });
+  });
+
+  it("alarms on the very metric Powertools Metrics emits from the relay's template environment", async () => {
+    // Prepare: the alarm as synthesized, and the relay's environment as deployed.
+    const { template, stack, relay } = build({ metricsNamespace: "Team/Celery" });
+    const alarm = template.toJSON().Resources[stack.getLogicalId(relay.relayFailuresAlarm.node.defaultChild as never)].Properties;
+    const env = envOf(template, stack, relay.relayFunction) as Record<string, string>;
+    // Act: the real Powertools Metrics, configured by nothing but those variables, counts one failure.
+    const emf = await powertoolsEmf(
+      { POWERTOOLS_SERVICE_NAME: env.POWERTOOLS_SERVICE_NAME!, POWERTOOLS_METRICS_NAMESPACE: env.POWERTOOLS_METRICS_NAMESPACE! },
+      "Failed",
+    );
+    // Assess
+    const directive = emf._aws.CloudWatchMetrics[0]!;
+    expect(directive.Namespace).toBe(alarm.Namespace);
+    expect(directive.Metrics.map((m) => m.Name)).toEqual([alarm.MetricName]);
+    expect(directive.Dimensions).toEqual([alarm.Dimensions.map((d: { Name: string }) => d.Name)]);
+    for (const d of alarm.Dimensions as Array<{ Name: string; Value: string }>) expect(emf[d.Name]).toBe(d.Value);
+  });
+
+  it("gives metricRelay the relay's namespace and service dimension, summed over 5 minutes", () => {
+    const { relay } = build();
+    const metric = relay.metricRelay("Relayed").toMetricConfig().metricStat!;
+    expect(metric).toMatchObject({ namespace: "CeleryEdge", metricName: "Relayed", statistic: "Sum", dimensions: [{ name: "service", value: "celery-edge-relay" }] });
+    expect(metric.period.toSeconds()).toBe(300);
+    expect(relay.metricRelay("Parked", { period: Duration.minutes(1) }).toMetricConfig().metricStat!.period.toSeconds()).toBe(60);
+  });
+});
+
+describe("CeleryRelay lifecycle events", () => {
+  const OTHER_ACCOUNT_BUS = "arn:aws:events:eu-west-1:210987654321:event-bus/ops";
+
+  it("puts no event bus in either environment and grants no events action without eventBus", () => {
+    const { template, stack, relay } = build();
+    expect(envOf(template, stack, relay.relayFunction)).not.toHaveProperty("EVENT_BUS_NAME");
+    expect(envOf(template, stack, relay.schedulerFunction)).not.toHaveProperty("EVENT_BUS_NAME");
+    expect(relay.eventBus).toBeUndefined();
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/events:/);
+  });
+
+  it("grants both roles exactly events:PutEvents on the given bus's ARN, besides their usual grants", () => {
+    // Prepare
+    let busArn: unknown;
+    const plain = build();
+    // Act
+    const { template, stack, relay } = build({}, (s) => {
+      const bus = new EventBus(s, "Bus");
+      busArn = s.resolve(bus.eventBusArn);
+      return { eventBus: bus };
+    });
+    // Assess: each role's statements are the plain construct's plus one, on the bus alone.
+    const putEvents = canonical([allow("events:PutEvents", busArn)])[0];
+    for (const role of [relay.relayFunction.role!, relay.schedulerFunction.role!]) {
+      const statements = statementsOf(template, stack, role);
+      const plainRole = role === relay.relayFunction.role ? plain.relay.relayFunction.role! : plain.relay.schedulerFunction.role!;
+      expect(statements).toEqual(canonical([...(statementsOf(plain.template, plain.stack, plainRole) as Statement[]), allow("events:PutEvents", busArn)]));
+      expect(statements.filter((st) => JSON.stringify(st).includes("events:"))).toEqual([putEvents]);
+    }
+  });
+
+  it("grants PutEvents on an imported bus by its literal ARN, never a wildcard, and to no other principal", () => {
+    const { template, stack, relay } = build({}, (s) => ({ eventBus: EventBus.fromEventBusArn(s, "Ops", OTHER_ACCOUNT_BUS) }));
+    const onEvents = Object.values(template.findResources("AWS::IAM::Policy")).flatMap((p) =>
+      (p.Properties.PolicyDocument.Statement as Statement[]).filter((st) => JSON.stringify(st.Action).includes("events:")).map((st) => ({ st, roles: p.Properties.Roles })),
+    );
+    const granted = onEvents.flatMap(({ st, roles }) => (roles as unknown[]).map((r) => ({ role: r, action: st.Action, resource: st.Resource })));
+    const roleRef = (role: IRole) => ({ Ref: logicalId(stack, role) });
+    expect(granted).toHaveLength(2);
+    expect(granted).toEqual(
+      expect.arrayContaining([
+        { role: roleRef(relay.relayFunction.role!), action: "events:PutEvents", resource: OTHER_ACCOUNT_BUS },
+        { role: roleRef(relay.schedulerFunction.role!), action: "events:PutEvents", resource: OTHER_ACCOUNT_BUS },
+      ]),
+    );
+  });
+
+  it("names the bus by ARN in both functions' EVENT_BUS_NAME, which their config reads back", () => {
+    // Prepare / Act
+    const { template, stack, relay } = build({}, (s) => ({ eventBus: EventBus.fromEventBusArn(s, "Ops", OTHER_ACCOUNT_BUS) }));
+    const relayEnv = envOf(template, stack, relay.relayFunction);
+    const schedulerEnv = envOf(template, stack, relay.schedulerFunction);
+    // Assess: an ARN, because only an ARN reaches a bus in another account.
+    expect(relayEnv.EVENT_BUS_NAME).toBe(OTHER_ACCOUNT_BUS);
+    expect(schedulerEnv.EVENT_BUS_NAME).toBe(OTHER_ACCOUNT_BUS);
+    expect(relayConfig(deployedEnv(relayEnv)).eventBusName).toBe(OTHER_ACCOUNT_BUS);
+    expect(schedulerConfig(deployedEnv(schedulerEnv)).eventBusName).toBe(OTHER_ACCOUNT_BUS);
+  });
+
+  it("names a bus of the same stack by its ARN attribute", () => {
+    let busArn: unknown;
+    const { template, stack, relay } = build({}, (s) => {
+      const bus = new EventBus(s, "Bus");
+      busArn = s.resolve(bus.eventBusArn);
+      return { eventBus: bus };
+    });
+    expect(busArn).toEqual({ "Fn::GetAtt": [expect.stringMatching(/^Bus/), "Arn"] });
+    expect(envOf(template, stack, relay.relayFunction).EVENT_BUS_NAME).toEqual(busArn);
+    expect(envOf(template, stack, relay.schedulerFunction).EVENT_BUS_NAME).toEqual(busArn);
+    expect(relay.eventBus).toBeDefined();
   });
 });
 
@@ -677,6 +953,10 @@ describe("CeleryRelay prop validation", () => {
       /intakeRetentionPeriod must exceed the 6 hours 51 minutes .* got 6 hours/,
     ],
     ["oldestMessageAgeThreshold 0", () => ({ oldestMessageAgeThreshold: Duration.seconds(0) }), /oldestMessageAgeThreshold .* got 0 seconds/],
+    ["schedulerOldestMessageAgeThreshold 1.5 s", () => ({ schedulerOldestMessageAgeThreshold: Duration.millis(1500) }), /schedulerOldestMessageAgeThreshold must be a whole number of seconds/],
+    ["metricsNamespace under AWS/", () => ({ metricsNamespace: "AWS/Lambda" }), /metricsNamespace must be .* not start with AWS\/, got "AWS\/Lambda"/],
+    ["an empty metricsNamespace", () => ({ metricsNamespace: "" }), /metricsNamespace must be 1 to 255 .* got ""/],
+    ["metricsNamespace with a comma", () => ({ metricsNamespace: "a,b" }), /metricsNamespace .* got "a,b"/],
     ["scheduleGroupName with a slash", () => ({ scheduleGroupName: "a/b" }), /scheduleGroupName must be 1 to 64 of \[0-9A-Za-z._-\], got "a\/b"/],
     ["logLevel TRACE", () => ({ logLevel: "TRACE" as never }), /logLevel must be one of DEBUG, INFO, WARN, ERROR, got "TRACE"/],
     ["vpcSubnets without vpc", () => ({ vpcSubnets: { subnetType: SubnetType.PRIVATE_WITH_EGRESS } }), /vpcSubnets requires vpc/],
@@ -851,6 +1131,15 @@ describe("CeleryRelay and cdk-nag", () => {
         retryBackoff: { base: Duration.seconds(10), max: Duration.minutes(5) },
       };
     });
+    expect(new AwsSolutionsChecks().validateScope(stack).violations).toEqual([]);
+  });
+
+  it("reports no unacknowledged AwsSolutions findings with an event bus and alarm actions", () => {
+    const { stack } = build({}, (s) => ({
+      eventBus: new EventBus(s, "Bus"),
+      alarmActions: [new SnsAction(Topic.fromTopicArn(s, "Alarms", "arn:aws:sns:eu-west-1:123456789012:ops"))],
+    }));
+    expect(rawFindings(stack).filter((id) => !/IAM5\[Resource::arn:<AWS::Partition>:scheduler|SQS3/.test(id))).toEqual([]);
     expect(new AwsSolutionsChecks().validateScope(stack).violations).toEqual([]);
   });
 
