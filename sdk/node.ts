@@ -64,3 +64,6 @@ export type {
 export { AmqpTransport, amqpTransport } from "./transports/amqp.js";
 export { allSerializers, jsonSerializer, yamlSerializer, msgpackSerializer, pickleSerializer } from "./serializers/all.js";
 export type { AmqpTransportOptions } from "./transports/amqp.js";
+export { RedisTransport, redisTransport } from "./transports/redis.js";
+export type { RedisBrokerOptions } from "./transports/redis.js";
+export type { RedisTransportOptions } from "./transports/redis-wire.js";

@@ -55,27 +55,27 @@ interface RedisTarget {
   where: string;
 }
 
-/** Parses Celery's redis URL forms; errors never carry the password. */
-export function parseRedisUrl(url: string): RedisTarget {
+/** Parses Celery's redis URL forms (for the result backend or the broker, as `role` says); errors never carry the password. */
+export function parseRedisUrl(url: string, role: "backend" | "broker" = "backend"): RedisTarget {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new ConfigurationError(`backend: invalid redis URL (expected redis://host:6379/0)`);
+    throw new ConfigurationError(`${role}: invalid redis URL (expected redis://host:6379/0)`);
   }
   const scheme = u.protocol.slice(0, -1);
   if (scheme !== "redis" && scheme !== "rediss") {
-    throw new ConfigurationError(`backend: the redis backend takes redis:// or rediss:// URLs, got ${scheme}://`);
+    throw new ConfigurationError(`${role}: a redis ${role} takes redis:// or rediss:// URLs, got ${scheme}://`);
   }
   // An `@` after the host: a password with an unencoded `/`, `?` or `#` (the rest of it would be read
   // as the host, database or options, and shown in errors).
   if (/@/.test(u.pathname + u.search + u.hash)) {
-    throw new ConfigurationError(`backend: invalid redis URL ${redact(url)}; percent-encode the user name and password (encodeURIComponent)`);
+    throw new ConfigurationError(`${role}: invalid redis URL ${redact(url)}; percent-encode the user name and password (encodeURIComponent)`);
   }
   const host = u.hostname.replace(/^\[(.*)\]$/, "$1") || "localhost";
   const port = u.port === "" ? 6379 : Number(u.port);
   const dbText = u.pathname.replace(/^\/+/, "").replace(/\/+$/, "") || u.searchParams.get("db") || "0";
-  if (!/^\d+$/.test(dbText)) throw new ConfigurationError(`backend: redis database must be a number, got "${dbText}"`);
+  if (!/^\d+$/.test(dbText)) throw new ConfigurationError(`${role}: redis database must be a number, got "${dbText}"`);
   const certReqs = (u.searchParams.get("ssl_cert_reqs") ?? "").toUpperCase();
   const database = Number(dbText);
   let username: string | undefined;
@@ -84,7 +84,7 @@ export function parseRedisUrl(url: string): RedisTarget {
     username = u.username ? decodeURIComponent(u.username) : undefined;
     password = u.password ? decodeURIComponent(u.password) : undefined;
   } catch {
-    throw new ConfigurationError(`backend: the redis URL ${redact(url)} has a malformed %-escape in its user name or password`);
+    throw new ConfigurationError(`${role}: the redis URL ${redact(url)} has a malformed %-escape in its user name or password`);
   }
   return {
     host,
