@@ -16,6 +16,7 @@ import { PIDBOX_DECLARATION } from "../../sdk/revoke.js";
 import type { Transport } from "../../sdk/transport.js";
 import { isControlEnvelope, readRevoke } from "../shared/control.js";
 import { DEFAULT_RETRY_BACKOFF } from "../shared/environment.js";
+import { taskFields, type LifecycleSink, type TaskFields } from "../shared/lifecycle-events.js";
 import { checkTask, isPrincipal, mayRevoke, type ResolvedPolicy } from "../shared/policy.js";
 import { agreeWithSummary, checkForBroker, clip, readTaskView } from "../shared/task-view.js";
 
@@ -40,6 +41,8 @@ export interface RelayDeps {
   /** Serializes retries after a channel error, so a record that breaks the channel breaks only itself. */
   solo?: Mutex;
   now?: () => number;
+  /** This invocation's lifecycle events (only when an event bus is configured). */
+  events?: LifecycleSink;
 }
 
 export type RelayAction = "published" | "parked" | "forwarded";
@@ -84,8 +87,10 @@ export function senderOf(record: SQSRecord, claimed: string | undefined, forward
   return { sender: senderId, forwarded: false };
 }
 
-async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, unknown>): Promise<RelayAction> {
+async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, unknown>, task: TaskFields): Promise<RelayAction> {
   const { message: raw, sender: claimed, stage } = readEnvelope(record.body);
+  // The summary as claimed, for a Task Rejected event should a check below refuse the record.
+  Object.assign(task, taskFields(raw));
   const { sender, forwarded } = senderOf(record, claimed, deps.trustedForwarders);
   log.sender = sender === undefined ? undefined : cut(sender);
 
@@ -107,6 +112,9 @@ async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, un
     await deps.broker.publish(message);
     if (deps.park && !forwarded) await deps.park.transport.publish(message);
     deps.logger.info("revoke broadcast", log);
+    // Revoked where it takes effect: here once broadcast to the workers; a revoke handed to the
+    // scheduler is reported by it (a deleted schedule) or comes back here to be broadcast.
+    for (const id of ids) deps.events?.emit("Task Revoked", { taskId: id, parked: false });
     return "published";
   }
 
@@ -130,6 +138,7 @@ async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, un
     const { stage: _ignored, ...rest } = meta;
     await deps.park.transport.publish({ ...raw, declare: null, meta: { ...rest, sender: sender ?? "" } });
     deps.logger.info("parked far-ETA task", { ...log, eta: meta.eta });
+    // No Task Parked here: the scheduler emits it once the schedule exists (SDK-parked tasks too).
     return "parked";
   }
   const message: TaskMessage = { ...raw, declare: verdict.declare, mandatory: deps.forceMandatory || raw.mandatory, meta };
@@ -154,10 +163,12 @@ async function publishIsolated(message: TaskMessage, deps: RelayDeps): Promise<v
 
 export async function relayRecord(record: SQSRecord, deps: RelayDeps): Promise<RelayAction> {
   const log: Record<string, unknown> = { messageId: record.messageId, receiveCount: record.attributes?.ApproximateReceiveCount };
+  const task: TaskFields = {};
   try {
-    return await decide(record, deps, log);
+    return await decide(record, deps, log, task);
   } catch (err) {
     const poison = isPoison(err);
+    deps.events?.failed({ err, poison, messageId: record.messageId, receiveCount: Number(record.attributes?.ApproximateReceiveCount ?? 1), task });
     const code = (err as { code?: string }).code;
     const reason = cut(err instanceof Error ? err.message : String(err));
     deps.logger.error(poison ? "rejected envelope" : "publish failed", { ...log, code, reason });

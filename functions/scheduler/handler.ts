@@ -1,7 +1,8 @@
 /**
  * @module
  * Scheduler Lambda: consumes its own queue (park requests, fired schedules, revokes). Clients are
- * built once per container; partial batch responses come from Powertools batch.
+ * built once per container; partial batch responses come from Powertools batch. With an event bus,
+ * each invocation puts its lifecycle events once the batch is done.
  */
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import { Logger } from "@aws-lambda-powertools/logger";
@@ -9,6 +10,7 @@ import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { SqsTransport } from "../../sdk/transports/sqs.js";
 import { schedulerConfig } from "../shared/config.js";
+import { EventBusPublisher, LifecycleBatch } from "../shared/lifecycle-events.js";
 import { handleSchedulerRecord, type SchedulerDeps } from "./scheduler.js";
 
 const config = schedulerConfig();
@@ -26,10 +28,20 @@ const deps: SchedulerDeps = {
   trustedForwarders: config.trustedForwarders,
   logger,
 };
+const eventBus = config.eventBusName ? new EventBusPublisher({ eventBusName: config.eventBusName, logger }) : undefined;
+
+/** Longest the lifecycle events may hold an invocation after its batch, in ms. */
+const EVENTS_BUDGET_MS = 5_000;
 
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  return processPartialResponse(event, (record: SQSRecord) => handleSchedulerRecord(record, deps), new BatchProcessor(EventType.SQS), {
-    context,
-    throwOnFullBatchFailure: false,
-  });
+  if (!eventBus) return processPartialResponse(event, (record: SQSRecord) => handleSchedulerRecord(record, deps), new BatchProcessor(EventType.SQS), { context, throwOnFullBatchFailure: false });
+  // One batch per invocation, so overlapping invocations keep their own events.
+  const events = new LifecycleBatch({ emitter: "scheduler", maxReceiveCount: config.maxReceiveCount });
+  const d: SchedulerDeps = { ...deps, events };
+  try {
+    return await processPartialResponse(event, (record: SQSRecord) => handleSchedulerRecord(record, d), new BatchProcessor(EventType.SQS), { context, throwOnFullBatchFailure: false });
+  } finally {
+    // After the batch: a failed put is logged, never thrown, so it never fails a record.
+    await eventBus.put(events, Math.min(EVENTS_BUDGET_MS, context.getRemainingTimeInMillis() - 1_000));
+  }
 }

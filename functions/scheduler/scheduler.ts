@@ -21,8 +21,9 @@ import { SCHEDULER_MAX_INPUT_BYTES } from "../../sdk/wire/limits.js";
 import { MIN_PARK_MS, msUntilEta } from "../../sdk/wire/parking.js";
 import { revokeMessage } from "../../sdk/revoke.js";
 import type { Transport } from "../../sdk/transport.js";
-import { cut, senderOf, type RelayLogger } from "../relay/relay.js";
+import { cut, isPoison, senderOf, type RelayLogger } from "../relay/relay.js";
 import { isControlEnvelope, readRevoke } from "../shared/control.js";
+import { taskFields, type LifecycleSink, type TaskFields } from "../shared/lifecycle-events.js";
 import { isAdmin, type ResolvedPolicy } from "../shared/policy.js";
 import { agreeWithSummary, readTaskView } from "../shared/task-view.js";
 import { atExpression, scheduleName } from "./schedule-name.js";
@@ -44,15 +45,19 @@ export interface SchedulerDeps {
   trustedForwarders: readonly string[];
   logger: RelayLogger;
   now?: () => number;
+  /** This invocation's lifecycle events (only when an event bus is configured). */
+  events?: LifecycleSink;
 }
 
 export type SchedulerAction = "parked" | "duplicate" | "released" | "revoked" | "refused";
 
 
 export async function handleSchedulerRecord(record: SQSRecord, deps: SchedulerDeps): Promise<SchedulerAction> {
+  const task: TaskFields = {};
   try {
-    return await handle(record, deps);
+    return await handle(record, deps, task);
   } catch (err) {
+    deps.events?.failed({ err, poison: isPoison(err), messageId: record.messageId, receiveCount: Number(record.attributes?.ApproximateReceiveCount ?? 1), task });
     deps.logger.error("scheduler record failed", {
       messageId: record.messageId,
       receiveCount: record.attributes?.ApproximateReceiveCount,
@@ -63,8 +68,9 @@ export async function handleSchedulerRecord(record: SQSRecord, deps: SchedulerDe
   }
 }
 
-async function handle(record: SQSRecord, deps: SchedulerDeps): Promise<SchedulerAction> {
+async function handle(record: SQSRecord, deps: SchedulerDeps, task: TaskFields): Promise<SchedulerAction> {
   const { message: raw, stage, sender: claimed } = readEnvelope(record.body);
+  Object.assign(task, taskFields(raw));
   const { sender, forwarded } = senderOf(record, claimed, deps.trustedForwarders);
   if (isControlEnvelope(raw)) return revoke(raw, sender ?? "", deps, record.messageId);
 
@@ -76,9 +82,13 @@ async function handle(record: SQSRecord, deps: SchedulerDeps): Promise<Scheduler
   const eta = now + msUntilEta(meta, now);
   const fireAt = eta - deps.leadSeconds * 1000;
   // Only a schedule firing (a trusted forwarder) may say "release"; anyone else is asking to park.
-  if ((forwarded && stage === "release") || eta - now <= deps.thresholdSeconds * 1000 || fireAt - now < MIN_PARK_MS) {
+  const fired = forwarded && stage === "release";
+  if (fired || eta - now <= deps.thresholdSeconds * 1000 || fireAt - now < MIN_PARK_MS) {
     await deps.intake.publish(message);
     deps.logger.info("released task to the intake queue", { ...log, eta: meta.eta, dueInMs: eta - now });
+    // Released pairs with Parked: only a fired schedule's task; a request too near its ETA to
+    // park goes straight on, as an unparked task would, without either event.
+    if (fired) deps.events?.emit("Task Released", taskFields(message));
     return "released";
   }
   return park(message, name, fireAt, deps, log);
@@ -107,12 +117,15 @@ async function revoke(raw: TaskMessage, sender: string, deps: SchedulerDeps, mes
     if (!isAdmin(deps.policy, sender) && (owner === undefined || principalOf(owner) !== principalOf(sender))) {
       // Consumed, not failed: retried later, the schedule would be gone and the revoke would pass.
       deps.logger.error("revoke refused: the task was parked by another sender", { ...log, code: "ERR_POLICY" });
+      deps.events?.emit("Task Rejected", { ...taskFields(raw), taskId: id, messageId, code: "ERR_POLICY", reason: "revoke refused: the task was parked by another sender" });
       refused.push(id);
       continue;
     }
     try {
       await deps.scheduler.send(new DeleteScheduleCommand({ Name: name, GroupName: deps.group }));
       deps.logger.info("revoked parked task", log);
+      // Ids without a schedule are handed back below; the relay reports them once broadcast.
+      deps.events?.emit("Task Revoked", { ...parkedFields(input), taskId: id, parked: true });
     } catch (err) {
       if (!(err instanceof ResourceNotFoundException)) throw wrap(err, id, "deleting its schedule");
       toBroadcast.push(id); // fired meanwhile: it is on its way to the broker
@@ -124,6 +137,25 @@ async function revoke(raw: TaskMessage, sender: string, deps: SchedulerDeps, mes
     deps.logger.info("revoke handed back for the workers (no parked schedule)", { messageId, taskIds: cut(toBroadcast.join(",")) });
   }
   return refused.length === ids.length ? "refused" : "revoked";
+}
+
+/** The parked task's name, eta and destination, from the summary its schedule's Input carries. */
+function parkedFields(input: string): TaskFields {
+  try {
+    const e = JSON.parse(input) as { task?: { name?: unknown; eta?: unknown }; exchange?: unknown; routingKey?: unknown; declare?: { queue?: unknown } | null };
+    const text = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+    const exchange = text(e.exchange);
+    const routingKey = text(e.routingKey);
+    return {
+      ...(text(e.task?.name) !== undefined ? { taskName: text(e.task?.name) } : {}),
+      ...(text(e.task?.eta) !== undefined ? { eta: text(e.task?.eta) } : {}),
+      ...(exchange !== undefined ? { exchange } : {}),
+      ...(routingKey !== undefined ? { routingKey } : {}),
+      ...(text(e.declare?.queue) !== undefined ? { queue: text(e.declare?.queue) } : exchange === "" && routingKey !== undefined ? { queue: routingKey } : {}),
+    };
+  } catch {
+    return {};
+  }
 }
 
 /** Who parked a schedule: the `sender` its Input carries. */
@@ -176,6 +208,8 @@ async function park(message: TaskMessage, name: string, fireAt: number, deps: Sc
     throw wrap(err, message.meta.id, "creating its schedule");
   }
   deps.logger.info("parked task", { ...log, schedule: name, fireAt: new Date(fireAt).toISOString(), eta: message.meta.eta });
+  // Parked once the schedule exists: a duplicate request (ConflictException above) emits nothing.
+  deps.events?.emit("Task Parked", { ...taskFields(message), fireAt: new Date(fireAt).toISOString() });
   return "parked";
 }
 
