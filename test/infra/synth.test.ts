@@ -181,13 +181,13 @@ describe("cdk synth of the app", () => {
     console.log(`cdk synth took ${(synthMillis / 1000).toFixed(1)} s`);
   });
 
-  it("produces the stack with both functions, five queues, the schedule group, four alarms and the queue URL outputs", () => {
+  it("produces the stack with both functions, five queues, the schedule group, eight alarms and the queue URL outputs", () => {
     const types = Object.values(template.Resources).map((r) => r.Type);
     const count = (t: string): number => types.filter((x) => x === t).length;
     expect(count("AWS::Lambda::Function")).toBe(2);
     expect(count("AWS::SQS::Queue")).toBe(5);
     expect(count("AWS::Scheduler::ScheduleGroup")).toBe(1);
-    expect(count("AWS::CloudWatch::Alarm")).toBe(4);
+    expect(count("AWS::CloudWatch::Alarm")).toBe(8);
     expect(Object.keys(template.Outputs).filter((k) => /QueueUrl/.test(k))).toHaveLength(5);
     const { relay, scheduler } = functionsByDescription();
     for (const fn of [relay, scheduler]) expect(fn.Properties).toMatchObject({ Runtime: "nodejs24.x", Handler: "index.handler", Architectures: ["arm64"] });
