@@ -549,8 +549,8 @@ export class CeleryRelay extends Construct {
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
     // Lambda's Errors and the relay's Failed count see different faults, so both are alarmed.
-    // Errors: an invocation failed as a whole (timeout, crash, broker secret unreadable at cold
-    // start); no record in it ran, so it emitted no Failed count either. Record failures never
+    // Errors: an invocation failed as a whole (timeout, crash, broker secret unreadable); a timeout
+    // or a crash ends it before it prints any count, so Failed cannot see it. Record failures never
     // count here: the functions report them per record (throwOnFullBatchFailure: false).
     const relayErrorsAlarm = errorsAlarm(this, "RelayErrorsAlarm", relayFunction, "relay");
     const schedulerErrorsAlarm = errorsAlarm(this, "SchedulerErrorsAlarm", schedulerFunction, "scheduler");

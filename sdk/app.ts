@@ -83,6 +83,13 @@ export interface CeleryOptions extends RoutingDefaults {
    * function's queue) instead of the broker. @default none (every task goes to the broker)
    */
   parking?: { transport: Transport; thresholdSeconds?: number };
+  /**
+   * Celery's `broker_transport_options`, for the transport a broker URL resolves to. A `redis://`
+   * broker reads kombu's `global_keyprefix`, `sep`, `priority_steps`, `fanout_prefix`,
+   * `fanout_patterns`, `socket_timeout` and `socket_connect_timeout` (which must match the
+   * workers'), and keeps `visibility_timeout`. @default none
+   */
+  brokerTransportOptions?: Readonly<Record<string, unknown>>;
 }
 
 /** One task of a `sendMany` batch. */
@@ -128,7 +135,10 @@ export class Celery {
     });
     this.options = options;
     // Built now so a bad URL fails here; the transport connects lazily on the first publish.
-    this.brokerTransport = typeof options.broker === "string" ? transportFor(options.broker, options.transports) : options.broker;
+    this.brokerTransport =
+      typeof options.broker === "string"
+        ? transportFor(options.broker, options.transports, { transportOptions: options.brokerTransportOptions, routing: options })
+        : options.broker;
     this.defaults = {
       ...options,
       router: new Router(options.routes, options),

@@ -1,7 +1,7 @@
 /**
  * @module
  * The Node.js app: the universal `Celery` composed with what only Node can run. Every app made
- * here resolves `amqp://` brokers and `redis://` / `rpc://` backends, has kombu's four serializers
+ * here resolves `amqp://` and `redis://` brokers and `redis://` / `rpc://` backends, has kombu's four serializers
  * and waits for results. It is passed in, not registered on import, so no bundler can drop it.
  */
 import { Celery as UniversalCelery, type CeleryOptions } from "./app.js";
@@ -9,12 +9,16 @@ import { NODE_BACKENDS } from "./backends/node.js";
 import type { TransportFactories, TransportFactory } from "./registry.js";
 import { allSerializers } from "./serializers/all.js";
 import { amqpTransport } from "./transports/amqp.js";
+import { exchangeTypesOf, redisTransport } from "./transports/redis.js";
+import type { RedisTransportOptions } from "./transports/redis-wire.js";
 import { resultWaiting } from "./waiting.js";
 
 const amqp: TransportFactory = (url) => amqpTransport(url);
+const redis: TransportFactory = (url, context) =>
+  redisTransport(url, { transportOptions: context?.transportOptions as RedisTransportOptions | undefined, exchangeTypes: exchangeTypesOf(context?.routing) });
 
 /** Broker schemes the Node entry resolves. */
-export const NODE_TRANSPORTS: TransportFactories = { amqp, amqps: amqp, pyamqp: amqp };
+export const NODE_TRANSPORTS: TransportFactories = { amqp, amqps: amqp, pyamqp: amqp, redis, rediss: redis };
 
 export { NODE_BACKENDS };
 

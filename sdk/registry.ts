@@ -9,6 +9,7 @@ import { ConfigurationError, UnsupportedRuntimeError } from "./errors.js";
 import type { Transport } from "./transport.js";
 import type { ResultBackend } from "./backends/backend.js";
 import type { Serializers } from "./serializers/registry.js";
+import type { RoutingDefaults } from "./routing.js";
 
 export interface BackendContext {
   /** The app's broker URL, for backends (rpc://) that reuse the broker. */
@@ -23,7 +24,15 @@ export interface BackendContext {
   serializers: Serializers;
 }
 
-export type TransportFactory = (url: string) => Transport;
+/** What a broker URL's transport may need from the app besides the URL. */
+export interface TransportContext {
+  /** The app's `brokerTransportOptions` (Celery's `broker_transport_options`). */
+  transportOptions?: Readonly<Record<string, unknown>>;
+  /** The app's routing config: its `queues` tell a Redis broker which exchanges are topic or fanout. */
+  routing?: RoutingDefaults;
+}
+
+export type TransportFactory = (url: string, context?: TransportContext) => Transport;
 export type BackendFactory = (url: string, context: BackendContext) => ResultBackend;
 /** Broker URL schemes (`amqp`, without `://`) and the transport each makes. */
 export type TransportFactories = Readonly<Record<string, TransportFactory>>;
@@ -31,7 +40,7 @@ export type TransportFactories = Readonly<Record<string, TransportFactory>>;
 export type BackendFactories = Readonly<Record<string, BackendFactory>>;
 
 /** Schemes whose clients need Node (raw TCP); the universal `Celery` has none of them. */
-const NODE_ONLY = { broker: ["amqp", "amqps", "pyamqp"], "result backend": ["redis", "rediss", "rpc"] };
+const NODE_ONLY = { broker: ["amqp", "amqps", "pyamqp", "redis", "rediss"], "result backend": ["redis", "rediss", "rpc"] };
 
 function factoryFor<F>(url: string, what: keyof typeof NODE_ONLY, factories: Readonly<Record<string, F>> = {}): F {
   const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
@@ -47,7 +56,8 @@ function factoryFor<F>(url: string, what: keyof typeof NODE_ONLY, factories: Rea
   throw new ConfigurationError(`unknown ${what} scheme ${scheme}:// (known: ${Object.keys(factories).join(", ") || "none"})`);
 }
 
-export const transportFor = (url: string, factories: TransportFactories | undefined): Transport => factoryFor(url, "broker", factories)(url);
+export const transportFor = (url: string, factories: TransportFactories | undefined, context?: TransportContext): Transport =>
+  factoryFor(url, "broker", factories)(url, context);
 
 export const backendFor = (url: string, context: BackendContext, factories: BackendFactories | undefined): ResultBackend =>
   factoryFor(url, "result backend", factories)(url, context);
