@@ -11,7 +11,9 @@ export { AsyncResult } from "./result.js";
 export { resultWaiting } from "./waiting.js";
 export type { GetOptions, ResultWaiting } from "./result.js";
 export type { ApplyOptions, SendOptions, Signature, SerializerName, CompressionName, ProtocolVersion } from "./options.js";
-export type { Routes, Route, RouterFn, QueueSpec, ExchangeType, RoutingDefaults } from "./routing.js";
+export type { Routes, Route, RouterFn, QueueSpec, QueueType, ExchangeType, RoutingDefaults } from "./routing.js";
+// Only Node transports raise warnings today: the classes are exported by the Node entry.
+export type { CeleryWarning, TopologyMismatchWarning, WarningCode, WarningHandler } from "./warnings.js";
 export type { Transport, PublishOutcome, PublishOptions } from "./transport.js";
 export type { TaskMessage, MessageProperties, HeaderValue, PublishReceipt } from "./protocol/message.js";
 export type { ResultBackend, ResultMeta, TaskState } from "./backends/backend.js";

@@ -5,6 +5,7 @@
  * results (`node-app.ts`). Selected by the package's "node" export condition. Only re-exports.
  */
 export { Celery, NODE_TRANSPORTS, NODE_BACKENDS } from "./node-app.js";
+export { CeleryWarning, TopologyMismatchWarning, warnOnConsole } from "./warnings.js";
 export {
   Task,
   AsyncResult,
@@ -40,6 +41,9 @@ export type {
   Route,
   RouterFn,
   QueueSpec,
+  QueueType,
+  WarningCode,
+  WarningHandler,
   ExchangeType,
   RoutingDefaults,
   Transport,

@@ -10,7 +10,14 @@ import type { HeaderValue } from "./protocol/message.js";
 
 export type ExchangeType = "direct" | "topic" | "fanout" | "headers";
 
-/** A queue as `task_queues` declares it. */
+/** RabbitMQ's queue types Celery workers consume (`x-queue-type`); streams need consumer offsets Celery does not send. */
+export type QueueType = "classic" | "quorum";
+
+/**
+ * A queue as `task_queues` declares it. These settings are used only where the queue is missing:
+ * a queue that exists is published into as it is, whatever its arguments (a mismatch is warned
+ * about once, see `onWarning`).
+ */
 export interface QueueSpec {
   /** Exchange the queue is bound to. @default the queue name */
   exchange?: string;
@@ -18,8 +25,17 @@ export interface QueueSpec {
   exchangeType?: ExchangeType;
   /** Binding key. @default the queue name */
   routingKey?: string;
-  /** Queue arguments such as `{ "x-max-priority": 10 }`. Must match what the worker declares. @default none */
+  /** Queue arguments such as `{ "x-max-priority": 10 }` or `{ "x-message-ttl": 60000 }`. @default none */
   queueArguments?: Record<string, HeaderValue>;
+  /** kombu's `durable`, for the queue and its exchange: survives a broker restart. A quorum queue must be durable. @default true */
+  durable?: boolean;
+  /**
+   * `"quorum"` declares a replicated quorum queue (`x-queue-type: quorum`, as kombu's
+   * `queue_arguments={"x-queue-type": "quorum"}`). RabbitMQ 3.10 quorum queues have no priorities:
+   * `x-max-priority` with it is a ConfigurationError, and a task's `priority` is still sent (as
+   * Celery sends it) but does not reorder the queue. @default "classic"
+   */
+  queueType?: QueueType;
 }
 
 export interface Route {
@@ -60,7 +76,7 @@ export interface QueueDeclaration {
   exchange: string;
   exchangeType: ExchangeType;
   routingKey: string;
-  /** @default true */
+  /** For the queue and its exchange, as kombu's `durable`. @default true */
   durable?: boolean;
   arguments?: Record<string, HeaderValue>;
 }
@@ -86,11 +102,45 @@ function globToRegExp(glob: string): RegExp {
 
 const normalise = (r: Route | string): Route => (typeof r === "string" ? { queue: r } : r);
 
+const QUEUE_TYPES: readonly string[] = ["classic", "quorum"] satisfies QueueType[];
+
+/**
+ * A `queues` entry checked, as the queue would be declared: durability and arguments, the queue
+ * type folded into `x-queue-type`. RabbitMQ would refuse what is refused here (a non-durable or
+ * prioritised quorum queue) only at the first publish, and only where the queue is missing.
+ */
+export function queueSettings(name: string, spec: QueueSpec): { durable: boolean; arguments?: Record<string, HeaderValue> } {
+  const at = `queues[${JSON.stringify(name)}]`;
+  const bad = (field: string, why: string): ConfigurationError => new ConfigurationError(`${at}.${field} ${why}`);
+  if (typeof spec !== "object" || spec === null) throw new ConfigurationError(`${at} must be an object`);
+  if (spec.durable !== undefined && typeof spec.durable !== "boolean") throw bad("durable", "must be true or false");
+  if (spec.queueType !== undefined && !QUEUE_TYPES.includes(spec.queueType)) throw bad("queueType", `must be "classic" or "quorum", got ${JSON.stringify(spec.queueType)}`);
+  const given = spec.queueArguments;
+  if (given !== undefined && (typeof given !== "object" || given === null || Array.isArray(given))) throw bad("queueArguments", "must be an object");
+  const argType = given?.["x-queue-type"];
+  if (argType !== undefined && (typeof argType !== "string" || !QUEUE_TYPES.includes(argType))) {
+    throw bad("queueArguments", `x-queue-type must be "classic" or "quorum", got ${JSON.stringify(argType)}`);
+  }
+  if (argType !== undefined && spec.queueType !== undefined && argType !== spec.queueType) {
+    throw bad("queueType", `is ${JSON.stringify(spec.queueType)} but queueArguments say x-queue-type ${JSON.stringify(argType)}`);
+  }
+  const quorum = (spec.queueType ?? argType) === "quorum";
+  const durable = spec.durable ?? true;
+  if (quorum && !durable) throw bad("durable", "must be true for a quorum queue (RabbitMQ only has durable ones)");
+  if (quorum && given !== undefined && Object.hasOwn(given, "x-max-priority")) {
+    throw bad("queueArguments", "x-max-priority is not allowed on a quorum queue (RabbitMQ 3.10 quorum queues have no priorities)");
+  }
+  const args = quorum && argType === undefined ? { ...given, "x-queue-type": "quorum" } : given;
+  return args === undefined ? { durable } : { durable, arguments: args };
+}
+
 export class Router {
   // Assigned in the constructor (`declare`: no class-field definition in the bundle).
   declare private readonly rules: Array<(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>) => Route | null>;
   declare private readonly defaults: Required<Omit<RoutingDefaults, "queues">> & { queues: Record<string, QueueSpec> };
   private readonly declarations = new Map<string, QueueDeclaration>();
+  /** Each `queues` entry as it would be declared, checked when the app is made. */
+  private readonly settings = new Map<string, ReturnType<typeof queueSettings>>();
 
   constructor(routes: Routes | undefined, defaults: RoutingDefaults = {}) {
     const defaultQueue = defaults.defaultQueue ?? "celery";
@@ -102,6 +152,7 @@ export class Router {
       queues: defaults.queues ?? {},
       createMissingQueues: defaults.createMissingQueues ?? true,
     };
+    for (const [name, spec] of Object.entries(this.defaults.queues)) this.settings.set(name, queueSettings(name, spec));
     this.rules = [];
     const entries = routes === undefined ? [] : Array.isArray(routes) ? routes : [routes];
     for (const entry of entries) {
@@ -137,8 +188,8 @@ export class Router {
     return null;
   }
 
-  private queueSpec(name: string): Required<Omit<QueueSpec, "queueArguments">> & Pick<QueueSpec, "queueArguments"> {
-    const spec = this.defaults.queues[name];
+  private queueSpec(name: string): Required<Pick<QueueSpec, "exchange" | "exchangeType" | "routingKey">> & { settings?: ReturnType<typeof queueSettings> } {
+    const spec = Object.hasOwn(this.defaults.queues, name) ? this.defaults.queues[name] : undefined;
     if (spec === undefined && name === this.defaults.defaultQueue) {
       return { exchange: this.defaults.defaultExchange, exchangeType: this.defaults.defaultExchangeType, routingKey: this.defaults.defaultRoutingKey };
     }
@@ -151,7 +202,7 @@ export class Router {
       exchange: spec?.exchange ?? name,
       exchangeType: spec?.exchangeType ?? "direct",
       routingKey: spec?.routingKey ?? name,
-      queueArguments: spec?.queueArguments,
+      ...(spec ? { settings: this.settings.get(name) } : {}),
     };
   }
 
@@ -167,7 +218,8 @@ export class Router {
         exchange: queue.exchange,
         exchangeType: queue.exchangeType,
         routingKey: queue.routingKey,
-        ...(queue.queueArguments ? { arguments: queue.queueArguments } : {}),
+        ...(queue.settings && !queue.settings.durable ? { durable: false } : {}),
+        ...(queue.settings?.arguments ? { arguments: queue.settings.arguments } : {}),
       });
       this.declarations.set(qname, d);
     }

@@ -8,7 +8,7 @@
  * out flow control, the confirms. Without one, connecting may take `connectTimeout` and what
  * follows `publishTimeout`.
  */
-import type { Channel, ConfirmChannel, Message } from "amqplib";
+import type { ConfirmChannel, Message } from "amqplib";
 import { ConnectionError, PublishError, TimeoutError, asCeleryError, redact, type CeleryError } from "../errors.js";
 import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
 import type { QueueDeclaration } from "../routing.js";
@@ -23,7 +23,9 @@ import {
   withTimeout,
   type AmqpLink,
 } from "./amqp-connection.js";
-import { toFieldValue, toPublishOptions } from "./amqp-properties.js";
+import { toPublishOptions } from "./amqp-properties.js";
+import { ScratchChannels, ensureDeclared } from "./amqp-topology.js";
+import { TopologyMismatchWarning, warnOnConsole, type WarningHandler } from "../warnings.js";
 import { describeUrl, withHeartbeat } from "./amqp-url.js";
 
 export interface AmqpTransportOptions {
@@ -45,6 +47,11 @@ export interface AmqpTransportOptions {
   publishTimeout?: number;
   /** Passed to the socket (net/tls), e.g. `{ ca: [pem] }` for a private CA on amqps://. @default none */
   socketOptions?: Record<string, unknown>;
+  /**
+   * Told (once per queue or exchange) when one exists on the broker with settings other than the
+   * app declares: it is used as it is, and this says so. Must not throw. @default one console.warn line
+   */
+  onWarning?: WarningHandler;
 }
 
 /** A connection with its confirm channel and what it has already declared. */
@@ -112,11 +119,17 @@ export class AmqpTransport implements Transport {
   private readonly connection: AmqpConnection<Session>;
   private closed = false;
   private readonly inflight = new Set<Promise<unknown>>();
+  private readonly onWarning: WarningHandler;
+  /** Declarations already compared with what the broker holds: asked once per transport, not per connection. */
+  private readonly compared = new Set<string>();
+  /** Queues and exchanges already warned about. */
+  private readonly warned = new Set<string>();
 
   constructor(options: AmqpTransportOptions) {
     this.where = describeUrl(options.url);
     this.connectTimeout = options.connectTimeout ?? 10_000;
     this.publishTimeout = options.publishTimeout ?? 30_000;
+    this.onWarning = options.onWarning ?? warnOnConsole;
     this.connection = new AmqpConnection<Session>({
       url: withHeartbeat(options.url, options.heartbeat ?? 30),
       where: this.where,
@@ -209,9 +222,10 @@ export class AmqpTransport implements Transport {
   }
 
   /**
-   * kombu declares the target queue before publishing, and we check named exchanges exist, both on
-   * a throwaway channel: a missing exchange then fails one task clearly instead of closing the
-   * confirm channel under every task in flight.
+   * Before a first publish kombu declares the target queue; here it is made sure of
+   * (`amqp-topology.ts`: an existing queue is used as it is, a missing one declared with the app's
+   * settings) and named exchanges are checked, all on throwaway channels: a missing exchange then
+   * fails one task clearly instead of closing the confirm channel under every task in flight.
    */
   private async prepare(session: Session, messages: readonly TaskMessage[]): Promise<Array<CeleryError | undefined>> {
     // Fast path: everything declared and checked already on this connection (every publish after the first).
@@ -232,47 +246,43 @@ export class AmqpTransport implements Transport {
     }
     if (ready) return NONE;
     const problems = new Map<string, CeleryError>();
-    const steps = new Map<string, (ch: Channel) => Promise<void>>();
+    const steps = new Map<string, (scratch: ScratchChannels) => Promise<void>>();
     for (const m of messages) {
       const d = m.declare;
       if (d && !session.declared.has(declareKey(d))) {
-        steps.set(`q:${declareKey(d)}`, async (ch) => {
-          const args = d.arguments ? Object.fromEntries(Object.entries(d.arguments).map(([k, v]) => [k, toFieldValue(v)])) : undefined;
-          const durable = d.durable ?? true;
-          if (d.exchange !== "") await ch.assertExchange(d.exchange, d.exchangeType, { durable, autoDelete: false });
-          if (d.queue !== undefined) {
-            await ch.assertQueue(d.queue, { durable, autoDelete: false, exclusive: false, ...(args ? { arguments: args } : {}) });
-            if (d.exchange !== "") await ch.bindQueue(d.queue, d.exchange, d.routingKey);
-          }
-          session.declared.add(declareKey(d));
+        steps.set(`q:${declareKey(d)}`, async (scratch) => {
+          const key = declareKey(d);
+          await ensureDeclared(scratch, d, !this.compared.has(key), (kind, name, reply) => this.warnMismatch(kind, name, reply));
+          this.compared.add(key);
+          session.declared.add(key);
           session.exchanges.add(d.exchange);
         });
       }
       if (m.exchange !== "" && !session.exchanges.has(m.exchange)) {
-        steps.set(`x:${m.exchange}`, async (ch) => {
-          await ch.checkExchange(m.exchange);
+        steps.set(`x:${m.exchange}`, async (scratch) => {
+          await scratch.run((ch) => ch.checkExchange(m.exchange));
           session.exchanges.add(m.exchange);
         });
       }
       if (m.immediate && m.exchange === "") {
-        steps.set(`c:${m.routingKey}`, async (ch) => {
-          const q = await ch.checkQueue(m.routingKey);
+        steps.set(`c:${m.routingKey}`, async (scratch) => {
+          const q = await scratch.run((ch) => ch.checkQueue(m.routingKey));
           if (q.consumerCount === 0) throw new PublishError("ERR_NO_CONSUMERS", `immediate: queue "${m.routingKey}" has no consumer`);
         });
       }
     }
-    for (const [key, step] of steps) {
-      let ch: Channel | undefined;
-      try {
-        ch = await session.link.model.createChannel();
-        ch.on("error", () => {});
-        await step(ch);
-        session.link.seen();
-      } catch (err) {
-        problems.set(key, this.explain(key, err));
-      } finally {
-        await ch?.close().catch(() => {});
+    // One throwaway channel while steps succeed; a refused step closes it and the next opens another.
+    const scratch = new ScratchChannels(session.link);
+    try {
+      for (const [key, step] of steps) {
+        try {
+          await step(scratch);
+        } catch (err) {
+          problems.set(key, this.explain(key, err));
+        }
       }
+    } finally {
+      await scratch.close();
     }
     return messages.map((m) => {
       const d = m.declare;
@@ -297,8 +307,20 @@ export class AmqpTransport implements Transport {
     if (kind === "c" && notFound === AMQP_CLASS_QUEUE) {
       return new PublishError("ERR_NO_CONSUMERS", `immediate: queue "${step.slice(2)}" does not exist`, { cause: err });
     }
-    const what = kind === "q" ? `declaring queue "${name[1]}"` : kind === "x" ? `checking exchange "${step.slice(2)}"` : `checking queue "${step.slice(2)}"`;
+    const what = kind === "q" ? (name[1] ? `declaring queue "${name[1]}"` : `declaring exchange "${name[0]}"`) : kind === "x" ? `checking exchange "${step.slice(2)}"` : `checking queue "${step.slice(2)}"`;
     return new PublishError("ERR_PUBLISH", `${what} failed: ${redact(text)}`, { cause: err });
+  }
+
+  /** Hands a mismatch to `onWarning`, once per transport and queue or exchange; a throwing handler is ignored. */
+  private warnMismatch(kind: "queue" | "exchange", name: string, reply: string): void {
+    const key = `${kind}\u0000${name}`;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    try {
+      this.onWarning(new TopologyMismatchWarning(kind, name, reply, this.where));
+    } catch {
+      // A warning must never fail a publish.
+    }
   }
 
   /**
