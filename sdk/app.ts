@@ -90,6 +90,14 @@ export interface CeleryOptions extends RoutingDefaults {
    * workers'), and keeps `visibility_timeout`. @default none
    */
   brokerTransportOptions?: Readonly<Record<string, unknown>>;
+  /**
+   * Celery's `task_send_sent_event`: publish a `task-sent` event to the `celeryev` exchange after
+   * each task, so Flower and `celery events` show it as sent. Over AMQP the transport publishes it
+   * once the task is confirmed (a failed event never fails the task); through the SQS relay the
+   * envelope asks the relay to, which does so when its policy allows `sentEvents`. App-wide only,
+   * as in Celery. @default false
+   */
+  taskSendSentEvent?: boolean;
 }
 
 /** One task of a `sendMany` batch. */
@@ -132,6 +140,7 @@ export class Celery {
       protocol: options.protocol,
       priority: options.defaultPriority,
       connectTimeout: options.connectTimeout,
+      taskSendSentEvent: options.taskSendSentEvent,
     });
     this.options = options;
     // Built now so a bad URL fails here; the transport connects lazily on the first publish.

@@ -10,6 +10,7 @@ import type { Transport } from "./transport.js";
 import type { ResultBackend } from "./backends/backend.js";
 import type { Serializers } from "./serializers/registry.js";
 import type { RoutingDefaults } from "./routing.js";
+import type { WarningHandler } from "./warnings.js";
 
 export interface BackendContext {
   /** The app's broker URL, for backends (rpc://) that reuse the broker. */
@@ -30,6 +31,8 @@ export interface TransportContext {
   transportOptions?: Readonly<Record<string, unknown>>;
   /** The app's routing config: its `queues` tell a Redis broker which exchanges are topic or fanout. */
   routing?: RoutingDefaults;
+  /** The app's `onWarning`, for what the transport works around (e.g. a queue that exists with other arguments). */
+  onWarning?: WarningHandler;
 }
 
 export type TransportFactory = (url: string, context?: TransportContext) => Transport;

@@ -24,6 +24,7 @@ import {
   type AmqpLink,
 } from "./amqp-connection.js";
 import { toPublishOptions } from "./amqp-properties.js";
+import { sentEventsAfter } from "../events/task-sent.js";
 import { ScratchChannels, ensureDeclared } from "./amqp-topology.js";
 import { TopologyMismatchWarning, warnOnConsole, type WarningHandler } from "../warnings.js";
 import { describeUrl, withHeartbeat } from "./amqp-url.js";
@@ -119,6 +120,8 @@ export class AmqpTransport implements Transport {
   private readonly connection: AmqpConnection<Session>;
   private closed = false;
   private readonly inflight = new Set<Promise<unknown>>();
+  /** The Lamport clock of this transport's `task-sent` events (Celery's `app.clock`). */
+  private eventClock = 0;
   private readonly onWarning: WarningHandler;
   /** Declarations already compared with what the broker holds: asked once per transport, not per connection. */
   private readonly compared = new Set<string>();
@@ -159,10 +162,25 @@ export class AmqpTransport implements Transport {
     const work = this.publishAll(messages, options);
     this.inflight.add(work);
     try {
-      return await work;
+      const outcomes = await work;
+      this.publishSentEvents(messages, outcomes);
+      return outcomes;
     } finally {
       this.inflight.delete(work);
     }
+  }
+
+  /**
+   * Celery's `task_send_sent_event`: the `task-sent` event of each confirmed task that asked for it,
+   * published after it and not awaited by the caller (kombu does not wait for it either). A failed
+   * event is dropped: it can neither fail nor hold up its task. `close()` lets it settle.
+   */
+  private publishSentEvents(messages: readonly TaskMessage[], outcomes: readonly PublishOutcome[]): void {
+    const events = sentEventsAfter(messages, (i) => outcomes[i]!.ok, () => ({ pid: process.pid, clock: ++this.eventClock }));
+    if (events.length === 0) return;
+    const sent = this.publishAll(events, {}).catch(() => []);
+    this.inflight.add(sent);
+    void sent.finally(() => this.inflight.delete(sent));
   }
 
   private async publishAll(messages: readonly TaskMessage[], options: PublishOptions): Promise<PublishOutcome[]> {

@@ -16,7 +16,9 @@ export interface RelayHarness {
   intake: CreatedQueue;
   park: CreatedQueue;
   runner: SqsEventSource;
-  /** JSON lines the relay logged (Powertools writes INFO to stdout, ERROR to stderr). */
+  /** The relay handler the runner invokes, for tests that invoke it with an event of their own. */
+  handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+  /** JSON lines the relay logged (Powertools writes INFO to stdout, ERROR to stderr; EMF metrics to stdout). */
   logs: string[];
   stop(): Promise<void>;
 }
@@ -52,9 +54,16 @@ export interface RelayHarnessOptions {
   bundled?: boolean;
   /** Extra access key → SenderId mappings for the emulator. */
   senderIds?: Readonly<Record<string, string>>;
+  /** The intake queue's redrive maxReceiveCount, also given to the relay (MAX_RECEIVE_COUNT). @default 3 */
   maxReceiveCount?: number;
   visibilityTimeout?: number;
   parkThresholdSeconds?: number;
+  /**
+   * Lifecycle events: the bus name (EVENT_BUS_NAME) and the PutEvents endpoint (the EventBridge
+   * stand-in, as AWS_ENDPOINT_URL_EVENTBRIDGE). Unset: the relay puts no events. The handler reads
+   * its environment once per test file (unless `bundled`), so the first harness of a file decides.
+   */
+  eventBus?: { name: string; endpoint: string };
 }
 
 /** Points the AWS SDK and our SQS transport at the emulator (the relay reads env at import). */
@@ -85,6 +94,15 @@ export async function startRelayHarness(options: RelayHarnessOptions): Promise<R
   process.env.PARK_QUEUE_URL = park.url;
   process.env.PARK_THRESHOLD_SECONDS = String(options.parkThresholdSeconds ?? 900);
   process.env.POWERTOOLS_SERVICE_NAME = "relay-under-test";
+  process.env.POWERTOOLS_METRICS_NAMESPACE = "CeleryEdge"; // as the construct sets it
+  process.env.MAX_RECEIVE_COUNT = String(options.maxReceiveCount ?? 3);
+  if (options.eventBus) {
+    process.env.EVENT_BUS_NAME = options.eventBus.name;
+    process.env.AWS_ENDPOINT_URL_EVENTBRIDGE = options.eventBus.endpoint;
+  } else {
+    delete process.env.EVENT_BUS_NAME;
+    delete process.env.AWS_ENDPOINT_URL_EVENTBRIDGE;
+  }
   const logs: string[] = [];
   type Handler = { handler: (e: SQSEvent, c: Context) => Promise<SQSBatchResponse> };
   // A bundle is imported under a fresh URL each time, so every harness gets a handler that read
@@ -110,6 +128,7 @@ export async function startRelayHarness(options: RelayHarnessOptions): Promise<R
     intake,
     park,
     runner,
+    handler,
     logs,
     async stop() {
       await runner.stop();
