@@ -31,6 +31,8 @@ export interface MessageDefaults {
   readonly protocol?: ProtocolVersion;
   /** `task_default_priority`. @default unset */
   readonly defaultPriority?: number;
+  /** `task_send_sent_event`. @default false */
+  readonly taskSendSentEvent?: boolean;
 }
 
 const toInstant = (value: Date | string, field: string): Instant => (value instanceof Date ? instantFromDate(value) : parseIso(value, field));
@@ -110,5 +112,6 @@ export function buildTaskMessage(name: string, call: ApplyOptions, task: SendOpt
     mandatory: o.mandatory ?? false,
     immediate: o.immediate ?? false,
     declare: dest.declare,
+    sentEvent: app.taskSendSentEvent,
   });
 }

@@ -137,6 +137,8 @@ const SEND_RULES: readonly Rule[] = [
   ["timeLimit", isNonNegative, FINITE_NON_NEGATIVE],
   ["softTimeLimit", isNonNegative, FINITE_NON_NEGATIVE],
   ["headers", isPlainObject, "a plain object"],
+  // App-wide only (Celery has no per-call switch); checked with the app's options.
+  ["taskSendSentEvent", BOOLEAN, "a boolean"],
 ];
 
 const DATE_OR_ISO: Rule[1] = (v) => v instanceof Date || typeof v === "string";
@@ -165,8 +167,8 @@ export function checkTaskName(name: unknown): asserts name is string {
   if (!isTaskName(name)) throw wrong("task name", NON_EMPTY_STRING, name);
 }
 
-/** Checks options shared by tasks and calls. */
-export function checkSendOptions(o: SendOptions): void {
+/** Checks options shared by tasks and calls (and, from the app, `taskSendSentEvent`). */
+export function checkSendOptions(o: SendOptions & { taskSendSentEvent?: boolean }): void {
   checkRules(o as Record<string, unknown>, SEND_RULES);
   if (o.headers !== undefined) {
     for (const key of Object.keys(o.headers)) {

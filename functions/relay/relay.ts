@@ -18,6 +18,7 @@ import { isControlEnvelope, readRevoke } from "../shared/control.js";
 import { DEFAULT_RETRY_BACKOFF } from "../shared/environment.js";
 import { taskFields, type LifecycleSink, type TaskFields } from "../shared/lifecycle-events.js";
 import { checkTask, isPrincipal, mayRevoke, type ResolvedPolicy } from "../shared/policy.js";
+import { publishSentEvent } from "../shared/sent-event.js";
 import { agreeWithSummary, checkForBroker, clip, readTaskView } from "../shared/task-view.js";
 
 export interface RelayLogger {
@@ -137,12 +138,15 @@ async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, un
   if (deps.park && isFarEta(meta, deps.park.thresholdSeconds, now)) {
     const { stage: _ignored, ...rest } = meta;
     await deps.park.transport.publish({ ...raw, declare: null, meta: { ...rest, sender: sender ?? "" } });
+    // Sent, as far as the sender can tell: Celery too sends task-sent when a task with an ETA leaves.
+    await publishSentEvent(raw, view, verdict.declare, deps, log);
     deps.logger.info("parked far-ETA task", { ...log, eta: meta.eta });
     // No Task Parked here: the scheduler emits it once the schedule exists (SDK-parked tasks too).
     return "parked";
   }
   const message: TaskMessage = { ...raw, declare: verdict.declare, mandatory: deps.forceMandatory || raw.mandatory, meta };
   await publishIsolated(message, deps);
+  await publishSentEvent(raw, view, verdict.declare, deps, log);
   deps.logger.info("published", { ...log, exchange: cut(raw.exchange), routingKey: cut(raw.routingKey) });
   return "published";
 }

@@ -74,6 +74,13 @@ export interface RelayPolicy {
   readonly admins?: readonly string[];
   /** @default [] */
   readonly senders?: readonly SenderRule[];
+  /**
+   * Publish Celery's `task-sent` event (to `celeryev`, declared as Celery declares it) for a task
+   * whose envelope asks for it (`sendSentEvent`), so Flower and `celery events` see relayed tasks
+   * sent. The relay makes the event itself from the checked message; no envelope ever reaches
+   * `celeryev` directly. Off: the task is still published, without the event. @default false
+   */
+  readonly sentEvents?: boolean;
 }
 
 /** The policy with every default filled in and every pattern compiled. */
@@ -91,6 +98,7 @@ export interface ResolvedPolicy {
     tasks: readonly Matcher[] | null;
     revokes: boolean | null;
   }>;
+  readonly sentEvents: boolean;
   /** The policy as written (after defaults), for the cold-start log line. */
   readonly source: RelayPolicy;
 }
@@ -104,6 +112,7 @@ export const DEFAULT_RELAY_POLICY: RelayPolicy = Object.freeze<RelayPolicy>({
   revokes: true,
   admins: [],
   senders: [],
+  sentEvents: false,
 });
 
 /**
@@ -255,7 +264,7 @@ function refuseControl(exchange: string, routingKey: string, path: string): void
 /** Validates a policy (from the construct or the environment) and fills in its defaults. */
 export function resolvePolicy(input: unknown = {}): ResolvedPolicy {
   if (!isObject(input)) throw invalid("(top level)", input, "must be an object");
-  only(input, "policy", ["queues", "exchanges", "tasks", "contentTypes", "dangerouslyAllowPickle", "revokes", "admins", "senders"]);
+  only(input, "policy", ["queues", "exchanges", "tasks", "contentTypes", "dangerouslyAllowPickle", "revokes", "admins", "senders", "sentEvents"]);
   // `{ queues: undefined }` means "the default", as an omitted key does.
   const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
   const p = { ...DEFAULT_RELAY_POLICY, ...given } as Record<string, unknown>;
@@ -318,6 +327,7 @@ export function resolvePolicy(input: unknown = {}): ResolvedPolicy {
     revokes: bool(p.revokes, "revokes"),
     admins: list(p.admins, "admins").map((a, i) => principal(a, `admins[${i}]`)),
     senders,
+    sentEvents: bool(p.sentEvents, "sentEvents"),
     source: p as RelayPolicy,
   };
 }

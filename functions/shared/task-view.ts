@@ -145,7 +145,8 @@ async function inflateAtMost(bytes: Uint8Array, limit: number): Promise<Uint8Arr
   return out ?? refuse("protocol 1 body decompresses too large to check");
 }
 
-async function protocol1Body(m: TaskMessage): Promise<Record<string, unknown>> {
+/** A protocol 1 body, decoded within the relay's limits (the task view, and the relay's `task-sent` event, read it). */
+export async function protocol1Body(m: TaskMessage): Promise<Record<string, unknown>> {
   const ct = m.properties.contentType;
   if (m.body.length > MAX_P1_BODY_BYTES) refuse(`a protocol 1 body over ${MAX_P1_BODY_BYTES} bytes cannot be checked; send protocol 2`);
   let bytes = m.body;

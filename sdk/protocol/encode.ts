@@ -28,6 +28,8 @@ export interface SendSettings {
   mandatory: boolean;
   immediate: boolean;
   declare: QueueDeclaration | null;
+  /** Celery's `task_send_sent_event`: keep the fields in `meta.sentEvent` for the `task-sent` event. */
+  sentEvent?: boolean;
 }
 
 /** Errors name the caller's path (`args[1].when`), not where args sit in the body (v2 `body[0]`, v1 `body.args`). */
@@ -71,6 +73,7 @@ export function encodeTaskMessage(fields: TaskFields, s: SendSettings): TaskMess
     declare: s.declare,
     meta: { id: fields.id, name: fields.name, eta: fields.eta, expires: fields.expires },
   };
+  if (s.sentEvent) message.meta.sentEvent = fields;
   const compression = s.compression;
   if (!compression) return message;
   headers.compression = COMPRESSION_CONTENT_TYPE[compression];

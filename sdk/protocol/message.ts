@@ -4,6 +4,7 @@
  * direct AMQP path and the SQS relay publish identical bytes.
  */
 import type { QueueDeclaration } from "../routing.js";
+import type { TaskFields } from "./fields.js";
 
 /** A header value as it goes into the AMQP headers table. Integers become `I`/`L`, other numbers `d`. */
 export type HeaderValue = string | number | boolean | null | HeaderValue[] | { [key: string]: HeaderValue };
@@ -51,6 +52,12 @@ export interface TaskMeta {
   sender?: string;
   /** Set only by the scheduler: `release` (a fired schedule) or `broadcast` (a revoke for the broker). */
   stage?: EnvelopeStage;
+  /**
+   * Celery's `task_send_sent_event`: a `task-sent` event is to follow the task. The builder puts the
+   * call's fields here, which the direct AMQP transport makes the event from; an envelope carries
+   * only `true` (`sendSentEvent`), and the relay makes the event from the message itself.
+   */
+  sentEvent?: TaskFields | true;
 }
 
 export type EnvelopeStage = "release" | "broadcast";

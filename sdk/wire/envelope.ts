@@ -33,6 +33,11 @@ export interface Envelope {
   sender?: string;
   /** Scheduler only: `release` (a fired schedule), `broadcast` (a revoke for the broker). */
   stage?: EnvelopeStage;
+  /**
+   * Celery's `task_send_sent_event`: asks the relay to publish the task's `task-sent` event, which
+   * it makes from the message itself (only when its policy allows `sentEvents`). Absent = false.
+   */
+  sendSentEvent?: boolean;
 }
 
 function bodyAsText(m: TaskMessage): string | null {
@@ -60,6 +65,7 @@ export function toEnvelope(m: TaskMessage): Envelope {
     body: text ?? toBase64(m.body),
     ...(m.meta.sender !== undefined ? { sender: m.meta.sender } : {}),
     ...(m.meta.stage !== undefined ? { stage: m.meta.stage } : {}),
+    ...(m.meta.sentEvent ? { sendSentEvent: true } : {}),
   };
 }
 
@@ -170,6 +176,8 @@ export function readEnvelope(text: string): { message: TaskMessage; stage: Envel
   need(expires === null || expires === undefined || typeof expires === "string", null, "task.expires must be a string or null");
   const stage = e.stage;
   need(stage === undefined || stage === "release" || stage === "broadcast", null, 'stage must be "release" or "broadcast"');
+  const sendSentEvent = e.sendSentEvent;
+  need(sendSentEvent === undefined || typeof sendSentEvent === "boolean", null, "sendSentEvent must be true or false");
   const sender = str(e, "sender", "", true);
   need(sender === undefined || sender.length <= MAX_SENDER_CHARS, null, `sender must be at most ${MAX_SENDER_CHARS} characters`);
   need(typeof e.mandatory === "boolean" && typeof e.immediate === "boolean", null, "mandatory and immediate must be booleans");
@@ -193,6 +201,7 @@ export function readEnvelope(text: string): { message: TaskMessage; stage: Envel
       ...(expires !== undefined ? { expires: expires as string | null } : {}),
       ...(sender !== undefined ? { sender } : {}),
       ...(stage !== undefined ? { stage: stage as EnvelopeStage } : {}),
+      ...(sendSentEvent === true ? { sentEvent: true as const } : {}),
     },
   };
   return { message, stage: stage as EnvelopeStage | undefined, sender };
