@@ -4,12 +4,15 @@
  * worker first; an app with no `queues` config publishes into each, and the worker runs the task.
  * A queue the app does know (a quorum one) is declared by the app when missing, then consumed.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { LOCAL_CREDENTIALS } from "../../scripts/local/fauxqs.js";
 import { Celery, type CeleryWarning, type TopologyMismatchWarning } from "../../sdk/node.js";
+import { sqsRelay } from "../../sdk/sqs.js";
 import { brokerRefusal } from "../../sdk/transports/amqp-connection.js";
 import { startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.js";
 import { ExecutionLog } from "../helpers/executions.js";
 import { withChannel, withConnection } from "../helpers/rabbit.js";
+import { startRelayHarness } from "../helpers/relay-harness.js";
 
 const BROKER = "amqp://guest:guest@127.0.0.1:5672//";
 /** Its own record list: other files clear the shared one between their tests. */
@@ -166,6 +169,33 @@ describe("a quorum queue in the app's queues config", () => {
     } finally {
       await knowing.close();
       await consumer?.stop();
+    }
+  }, 60_000);
+});
+
+describe("through the relay", () => {
+  it("relays a task into a queue the fleet declared with x-max-priority, though the policy declares it without arguments", async () => {
+    // Prepare: the policy's `declare: true` means a durable queue without arguments.
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const harness = await startRelayHarness({ brokerUrl: BROKER, policy: { queues: [{ name: "ce.eq.priority", declare: true }] } });
+    const viaRelay = new Celery({
+      broker: sqsRelay({ queueUrl: harness.intake.url, endpoint: harness.sqs.endpoint, credentials: LOCAL_CREDENTIALS }),
+    });
+    try {
+      // Act
+      const r = await viaRelay.sendTask("tasks.record", { args: ["relayed"], queue: "ce.eq.priority", priority: 8 });
+
+      // Assess: run by the worker, and the relay's transport said once (on the console, its default) how the queue differs.
+      const rec = await log.waitForTask(r.id, 30_000);
+      expect([rec.routing_key, rec.priority, rec.hostname]).toEqual(["ce.eq.priority", 8, worker.hostname]);
+      const said = warn.mock.calls.map((c) => String(c[0])).filter((line) => line.includes('"ce.eq.priority"'));
+      expect(said).toHaveLength(1);
+      expect(said[0]).toMatch(/^celery-edge WARN_QUEUE_MISMATCH: .*inequivalent arg 'x-max-priority'/);
+      expect(said[0]).not.toContain("guest:guest");
+    } finally {
+      warn.mockRestore();
+      await viaRelay.close();
+      await harness.stop();
     }
   }, 60_000);
 });
