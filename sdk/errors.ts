@@ -9,6 +9,7 @@ export type ErrorCode =
   | "ERR_INVALID_OPTION"
   | "ERR_SERIALIZATION"
   | "ERR_CONNECTION"
+  | "ERR_AUTH"
   | "ERR_PUBLISH"
   | "ERR_NACKED"
   | "ERR_UNROUTABLE"
@@ -56,6 +57,15 @@ export class SerializationError extends CeleryError {
 export class ConnectionError extends CeleryError {
   constructor(message: string, options?: ErrorOptions) {
     super("ERR_CONNECTION", message, options);
+  }
+}
+
+/** The broker refused the credentials (a REST front's HTTP 401/403). The message never shows them. */
+export class AuthenticationError extends ConnectionError {
+  declare readonly code: ErrorCode;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = "ERR_AUTH";
   }
 }
 

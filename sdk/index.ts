@@ -25,6 +25,7 @@ export {
   ConfigurationError,
   SerializationError,
   ConnectionError,
+  AuthenticationError,
   PublishError,
   TimeoutError,
   UnsupportedRuntimeError,

@@ -15,6 +15,7 @@ export {
   ConfigurationError,
   SerializationError,
   ConnectionError,
+  AuthenticationError,
   PublishError,
   TimeoutError,
   UnsupportedRuntimeError,
