@@ -4,7 +4,7 @@
  * as one table and written to bench/results/latest.json (and .md). See BENCHMARKS.md.
  *
  * Environment: BENCH_QUICK=1 for a smoke run (2k tasks, one repetition); BENCH_N, BENCH_REPS to
- * override; BENCH_SKIP=python,celery-node,latency,encoding,relay,cold,memory to leave parts out.
+ * override; BENCH_SKIP=python,celery-node,latency,encoding,relay,cold,memory,redis to leave parts out.
  * Runs other than the full default one are written to bench/results/partial.*.
  */
 import { spawn } from "node:child_process";
@@ -17,6 +17,7 @@ import { measureEncoding, type EncodingResult } from "./encoding.js";
 import { BENCH_DIR, BROKER_URL, PYTHON, REPO_DIR, log, round, run, section, tsxArgs, waitForBroker } from "./lib/common.js";
 import { relayEnv } from "./lib/sqs-event.js";
 import { measureLatency, measureThroughput, type LatencyResult, type ThroughputResult } from "./throughput.js";
+import { measureRedisBroker, type RedisBrokerResult } from "./redis-broker.js";
 
 const quick = process.env.BENCH_QUICK === "1";
 const N = Number(process.env.BENCH_N ?? (quick ? 2_000 : 20_000));
@@ -107,7 +108,7 @@ async function memory(total: number): Promise<MemoryResult> {
 
 const ratio = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined || b === 0 ? null : round(a / b, 2));
 
-function targets(t: ThroughputResult | undefined, lat: LatencyResult | undefined, relay: RelayResult | undefined, cold: ColdStartResult | undefined, mem: MemoryResult | undefined): Target[] {
+function targets(t: ThroughputResult | undefined, lat: LatencyResult | undefined, relay: RelayResult | undefined, cold: ColdStartResult | undefined, mem: MemoryResult | undefined, redis?: RedisBrokerResult): Target[] {
   const rate = (id: string): number | undefined => t?.variants.find((v) => v.id === id)?.perSecond;
   const out: Target[] = [];
   const add = (target: string, required: string, measured: number | null, ok: ((x: number) => boolean) | null, unit: Target["unit"] = "×"): void => {
@@ -130,10 +131,14 @@ function targets(t: ThroughputResult | undefined, lat: LatencyResult | undefined
   add("context: SDK awaited one by one vs Python confirm_publish (raw amqplib: see next)", "-", ratio(rate("sdk.awaited"), rate("python.confirm")), null);
   add("context: raw amqplib awaited one by one vs Python confirm_publish", "-", ratio(rate("raw.awaited"), rate("python.confirm")), null);
   add("context: SDK awaited one by one (confirmed) vs Python without confirms", "-", ratio(rate("sdk.awaited"), rate("python.noconfirm")), null);
+  const redisRate = (id: string): number | undefined => redis?.variants.find((v) => v.id === id)?.perSecond;
+  add("Redis broker: SDK sendMany vs Python apply_async on the same Redis", "≥ 5×", ratio(redisRate("redis.sdk.sendMany"), redisRate("redis.python")), (x) => x >= 5);
+  add("Redis broker: SDK sendMany (every LPUSH answered) vs celery-node (unanswered)", "> 1×", ratio(redisRate("redis.sdk.sendMany"), redisRate("redis.celery-node")), (x) => x > 1);
+  add("context: Redis broker, SDK awaited one by one vs Python apply_async", "-", ratio(redisRate("redis.sdk.awaited"), redisRate("redis.python")), null);
   return out;
 }
 
-function table(m: Record<string, unknown>, t: ThroughputResult | undefined, lat: LatencyResult | undefined, enc: EncodingResult | undefined, relay: RelayResult | undefined, cold: ColdStartResult | undefined, mem: MemoryResult | undefined, tg: Target[]): string {
+function table(m: Record<string, unknown>, t: ThroughputResult | undefined, lat: LatencyResult | undefined, enc: EncodingResult | undefined, relay: RelayResult | undefined, cold: ColdStartResult | undefined, mem: MemoryResult | undefined, tg: Target[], redis?: RedisBrokerResult): string {
   const lines: string[] = [];
   lines.push(
     `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGB} GB RAM, Node ${m.node}, ${m.rabbitmq}, amqplib ${m.amqplib}, Python ${m.python} / Celery ${m.celery} (kombu ${m.kombu}, py-amqp ${m.pyamqp}), celery-node ${m.celeryNode ?? "not installed"}; ${m.date}; load average at start ${String(m.loadAverageAtStart)}, at end ${String(m.loadAverageAtEnd)}; took ${m.durationSeconds} s`,
@@ -195,6 +200,12 @@ function table(m: Record<string, unknown>, t: ThroughputResult | undefined, lat:
     lines.push(`| growth (samples every 20k: ${mem.samples.map((s) => s.heapUsedMB).join(", ")} MB) | | ${mem.heapGrowthMB} | |`);
     lines.push("");
   }
+  if (redis) {
+    lines.push("| 7. Redis broker: throughput to the list `bench.redis` on redis://…/13 (nobody consuming) | tasks | every reply awaited | tasks/s (median) | runs (s) | spread | client CPU µs/task |");
+    lines.push("|---|---:|:-:|---:|---|---:|---:|");
+    for (const v of redis.variants) lines.push(`| ${v.label} | ${v.n} | ${v.confirmed ? "yes" : "no"} | ${v.perSecond} | ${v.runs.join(", ")} | ${Math.round(v.spread * 100)}% | ${v.cpuMicrosPerTask} |`);
+    lines.push("");
+  }
   lines.push("| Target | required | measured | holds |");
   lines.push("|---|---|---:|:-:|");
   for (const x of tg) {
@@ -240,12 +251,18 @@ if (!skip.has("memory")) {
   mem = await section("memory", () => memory(quick ? 20_000 : 100_000));
   log(`memory heapUsed ${mem.after1k.heapUsedMB} MB → ${mem.after100k.heapUsedMB} MB`);
 }
+let redisBroker: RedisBrokerResult | undefined;
+if (!skip.has("redis")) {
+  redisBroker = await section("redis broker", () =>
+    measureRedisBroker({ n: N, reps: REPS, python: !skip.has("python"), celeryNodeN: celeryNodeInstalled ? (quick ? 2_000 : N) : 0 }),
+  );
+}
 m.loadAverageAtEnd = loadavg().map((x) => round(x, 2));
 m.durationSeconds = round((performance.now() - started) / 1000, 1);
 
-const tg = targets(throughput, latency, relay, cold, mem);
-const text = table(m, throughput, latency, encoding, relay, cold, mem, tg);
-const json = { machine: m, config: { n: N, reps: REPS, quick, skipped: [...skip] }, throughput, latency, encoding, relay, coldStart: cold, memory: mem, targets: tg };
+const tg = targets(throughput, latency, relay, cold, mem, redisBroker);
+const text = table(m, throughput, latency, encoding, relay, cold, mem, tg, redisBroker);
+const json = { machine: m, config: { n: N, reps: REPS, quick, skipped: [...skip] }, throughput, latency, encoding, relay, coldStart: cold, memory: mem, redisBroker, targets: tg };
 const name = quick || process.env.BENCH_N || process.env.BENCH_REPS || skip.size ? "partial" : "latest";
 writeFileSync(join(RESULTS_DIR, `${name}.json`), JSON.stringify(json, null, 2) + "\n");
 writeFileSync(join(RESULTS_DIR, `${name}.md`), text + "\n");

@@ -70,6 +70,8 @@ interface Session {
 const ROUTE_ATTEMPTS = 3;
 /** Messages per script call: bounds how long one script holds Redis. */
 const SCRIPT_CHUNK = 1000;
+/** Values per LPUSH. */
+const PUSH_CHUNK = 1000;
 const ROUTE_SHA = createHash("sha1").update(ROUTE_SCRIPT).digest("hex");
 const base64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64");
 
@@ -368,6 +370,7 @@ class Batch {
   private issue(): void {
     const layout = this.transport.layout;
     const groups = new Map<string, { type: ExchangeType | undefined; indexes: number[] }>();
+    const lists = new Map<string, { indexes: number[]; payloads: string[] }>();
     // Declarations first: commands on one connection run in order, so every push below sees them.
     for (const m of this.messages) {
       const d = m.declare;
@@ -388,10 +391,11 @@ class Batch {
           this.settle(i, { ok: false, error: new PublishError("ERR_UNROUTABLE", `task ${m.meta.id} has neither an exchange nor a routing key (queue)`) });
           return;
         }
-        this.send(["LPUSH", queueKey(layout, m.routingKey, messagePriority(m)), payload]).then(
-          () => this.ok(i),
-          (err) => this.settle(i, { ok: false, error: this.failure(m, err) }),
-        );
+        const key = queueKey(layout, m.routingKey, messagePriority(m));
+        let list = lists.get(key);
+        if (!list) lists.set(key, (list = { indexes: [], payloads: [] }));
+        list.indexes.push(i);
+        list.payloads.push(payload);
         return;
       }
       const type = this.transport.knownType(m);
@@ -410,6 +414,17 @@ class Batch {
       group.indexes.push(i);
       this.payloads.set(i, payload);
     });
+    // One LPUSH of many values per list: Redis pushes them in order, as one LPUSH each would, and
+    // answers once for all of them (the per-command cost of the client, not Redis, limits a batch).
+    for (const [key, list] of lists) {
+      for (let at = 0; at < list.indexes.length; at += PUSH_CHUNK) {
+        const indexes = list.indexes.slice(at, at + PUSH_CHUNK);
+        this.send(["LPUSH", key, ...list.payloads.slice(at, at + PUSH_CHUNK)]).then(
+          () => indexes.forEach((i) => this.ok(i)),
+          (err) => indexes.forEach((i) => this.settle(i, { ok: false, error: this.failure(this.messages[i]!, err) })),
+        );
+      }
+    }
     for (const [exchange, group] of groups) {
       for (let at = 0; at < group.indexes.length; at += SCRIPT_CHUNK) void this.route(exchange, group.type, group.indexes.slice(at, at + SCRIPT_CHUNK));
     }
