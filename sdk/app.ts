@@ -28,10 +28,23 @@ import { PyTuple } from "./serializers/python-values.js";
 import { serializerMap } from "./serializers/registry.js";
 import type { Serializer } from "./serializers/serializer.js";
 import type { PublishOptions, Transport } from "./transport.js";
+import type { WarningHandler } from "./warnings.js";
+import { checkFailoverStrategy, splitBrokerUrls, type BrokerFailoverStrategy } from "./transports/failover.js";
 
 export interface CeleryOptions extends RoutingDefaults {
-  /** Broker URL (a scheme in `transports`: under Node `amqp://`, `amqps://`) or a `Transport` such as `sqsRelay(...)`. */
-  broker: string | Transport;
+  /**
+   * Broker URL (a scheme in `transports`: under Node `amqp://`, `amqps://`) or a `Transport` such as
+   * `sqsRelay(...)`. Several hosts as Celery writes them, `"amqp://h1//;amqp://h2//"`, or as a list,
+   * all of one kind: tried in `brokerFailoverStrategy` order when connecting and reconnecting.
+   */
+  broker: string | readonly string[] | Transport;
+  /**
+   * Celery's `broker_failover_strategy`, for a broker of several URLs: after a host fails, try the
+   * next in the list (`"round-robin"`) or one at random (`"shuffle"`). The first URL is tried first
+   * either way, and a broken connection is replaced by trying its own host first, as kombu does.
+   * @default "round-robin"
+   */
+  brokerFailoverStrategy?: BrokerFailoverStrategy;
   /** Result backend URL (a scheme in `backends`: under Node `redis://`, `rediss://`, `rpc://`) or a `ResultBackend`. @default none */
   backend?: string | ResultBackend;
   /**
@@ -98,12 +111,20 @@ export interface CeleryOptions extends RoutingDefaults {
    * as in Celery. @default false
    */
   taskSendSentEvent?: boolean;
+  /**
+   * Told what a broker URL's transport worked around, e.g. a queue in `queues` that exists on the
+   * broker with other arguments (`TopologyMismatchWarning`, once per queue). Must not throw.
+   * @default one console.warn line per warning
+   */
+  onWarning?: WarningHandler;
 }
 
 /** One task of a `sendMany` batch. */
 export type BatchCall = ApplyOptions & { task: string | Task<any, any> };
 
 const NO_OPTIONS: SendOptions = Object.freeze({});
+
+const isBrokerUrl = (broker: CeleryOptions["broker"]): broker is string | readonly string[] => typeof broker === "string" || Array.isArray(broker);
 
 function defaultOrigin(): string {
   // Read without importing node:process/node:os so the core stays runtime-neutral.
@@ -131,9 +152,10 @@ export class Celery {
     if (typeof options !== "object" || options === null || options.broker === undefined) {
       throw new ConfigurationError("new Celery({ broker }) needs a broker URL or Transport");
     }
-    if (typeof options.broker !== "string" && typeof options.broker?.publish !== "function") {
-      throw new ConfigurationError("broker must be a URL string or a Transport");
+    if (!isBrokerUrl(options.broker) && typeof options.broker?.publish !== "function") {
+      throw new ConfigurationError("broker must be a URL string or a Transport (or a list of URL strings)");
     }
+    const failoverStrategy = checkFailoverStrategy(options.brokerFailoverStrategy);
     checkSendOptions({
       serializer: options.serializer,
       compression: options.compression,
@@ -145,8 +167,8 @@ export class Celery {
     this.options = options;
     // Built now so a bad URL fails here; the transport connects lazily on the first publish.
     this.brokerTransport =
-      typeof options.broker === "string"
-        ? transportFor(options.broker, options.transports, { transportOptions: options.brokerTransportOptions, routing: options })
+      isBrokerUrl(options.broker)
+        ? transportFor(options.broker, options.transports, { failoverStrategy, transportOptions: options.brokerTransportOptions, routing: options, onWarning: options.onWarning })
         : options.broker;
     this.defaults = {
       ...options,
@@ -243,7 +265,8 @@ export class Celery {
           ? backendFor(
               b,
               {
-                brokerUrl: typeof this.options.broker === "string" ? this.options.broker : undefined,
+                brokerUrl: isBrokerUrl(this.options.broker) ? splitBrokerUrls(this.options.broker).join(";") : undefined,
+                brokerFailoverStrategy: checkFailoverStrategy(this.options.brokerFailoverStrategy),
                 replyTo: this.oid,
                 resultSerializer: this.options.resultSerializer,
                 resultAccept: this.options.resultAccept,

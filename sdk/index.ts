@@ -15,6 +15,7 @@ export type { Routes, Route, RouterFn, QueueSpec, QueueType, ExchangeType, Routi
 // Only Node transports raise warnings today: the classes are exported by the Node entry.
 export type { CeleryWarning, TopologyMismatchWarning, WarningCode, WarningHandler } from "./warnings.js";
 export type { Transport, PublishOutcome, PublishOptions } from "./transport.js";
+export type { BrokerFailoverStrategy } from "./transports/failover.js";
 export type { TaskMessage, MessageProperties, HeaderValue, PublishReceipt } from "./protocol/message.js";
 export type { ResultBackend, ResultMeta, TaskState } from "./backends/backend.js";
 export type { Serializer } from "./serializers/serializer.js";

@@ -13,7 +13,8 @@ import { exchangeTypesOf, redisTransport } from "./transports/redis.js";
 import type { RedisTransportOptions } from "./transports/redis-wire.js";
 import { resultWaiting } from "./waiting.js";
 
-const amqp: TransportFactory = (url, context) => amqpTransport(url, { onWarning: context?.onWarning });
+const amqp: TransportFactory = (url, context) =>
+  amqpTransport(url, { onWarning: context?.onWarning, ...(context?.failoverStrategy ? { failoverStrategy: context.failoverStrategy } : {}) });
 const redis: TransportFactory = (url, context) =>
   redisTransport(url, { transportOptions: context?.transportOptions as RedisTransportOptions | undefined, exchangeTypes: exchangeTypesOf(context?.routing) });
 

@@ -50,6 +50,7 @@ export type {
   Transport,
   PublishOutcome,
   PublishOptions,
+  BrokerFailoverStrategy,
   TaskMessage,
   MessageProperties,
   HeaderValue,

@@ -11,10 +11,13 @@ import type { ResultBackend } from "./backends/backend.js";
 import type { Serializers } from "./serializers/registry.js";
 import type { RoutingDefaults } from "./routing.js";
 import type { WarningHandler } from "./warnings.js";
+import { splitBrokerUrls, type BrokerFailoverStrategy } from "./transports/failover.js";
 
 export interface BackendContext {
-  /** The app's broker URL, for backends (rpc://) that reuse the broker. */
+  /** The app's broker URL, for backends (rpc://) that reuse the broker; several hosts joined by `;`, as Celery writes them. */
   brokerUrl: string | undefined;
+  /** The app's `brokerFailoverStrategy`, for backends that reuse the broker. @default "round-robin" */
+  brokerFailoverStrategy?: BrokerFailoverStrategy;
   /** The producer's reply queue (Celery's `oid`). */
   replyTo: string;
   /** The workers' `result_serializer` (the app's `resultSerializer`), for backends that store bytes without a content type. */
@@ -31,6 +34,8 @@ export interface TransportContext {
   transportOptions?: Readonly<Record<string, unknown>>;
   /** The app's routing config: its `queues` tell a Redis broker which exchanges are topic or fanout. */
   routing?: RoutingDefaults;
+  /** The app's `brokerFailoverStrategy` (Celery's `broker_failover_strategy`), for a broker of several URLs. */
+  failoverStrategy?: BrokerFailoverStrategy;
   /** The app's `onWarning`, for what the transport works around (e.g. a queue that exists with other arguments). */
   onWarning?: WarningHandler;
 }
@@ -59,8 +64,22 @@ function factoryFor<F>(url: string, what: keyof typeof NODE_ONLY, factories: Rea
   throw new ConfigurationError(`unknown ${what} scheme ${scheme}:// (known: ${Object.keys(factories).join(", ") || "none"})`);
 }
 
-export const transportFor = (url: string, factories: TransportFactories | undefined, context?: TransportContext): Transport =>
-  factoryFor(url, "broker", factories)(url, context);
+/**
+ * The transport of a broker URL, or of several (`"amqp://h1//;amqp://h2//"` or a list, as Celery
+ * takes them): one transport for all, which gets them joined by `;` and tries them in turn. Every
+ * URL must resolve to the same transport (amqp://, amqps:// and pyamqp:// do); a mix is refused.
+ */
+export function transportFor(broker: string | readonly string[], factories: TransportFactories | undefined, context?: TransportContext): Transport {
+  const urls = splitBrokerUrls(broker);
+  const factory = factoryFor(urls[0]!, "broker", factories);
+  for (const url of urls.slice(1)) {
+    if (factoryFor(url, "broker", factories) !== factory) {
+      const scheme = (u: string): string => /^[^:]*/.exec(u)![0].toLowerCase();
+      throw new ConfigurationError(`broker URLs must all be of one kind: ${scheme(urls[0]!)}:// and ${scheme(url)}:// are served by different transports`);
+    }
+  }
+  return factory(urls.length === 1 ? urls[0]! : urls.join(";"), context);
+}
 
 export const backendFor = (url: string, context: BackendContext, factories: BackendFactories | undefined): ResultBackend =>
   factoryFor(url, "result backend", factories)(url, context);

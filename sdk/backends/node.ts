@@ -26,6 +26,7 @@ const rpc: BackendFactory = (_url, context) => {
   }
   return new RpcBackend({
     brokerUrl: context.brokerUrl,
+    ...(context.brokerFailoverStrategy ? { failoverStrategy: context.brokerFailoverStrategy } : {}),
     replyTo: context.replyTo,
     resultAccept: context.resultAccept ?? defaultResultAccept(context.resultSerializer),
     serializers: context.serializers,

@@ -20,8 +20,9 @@
 import type { Channel, ConsumeMessage } from "amqplib";
 import { decompressAtMost } from "../compression.js";
 import { AmqpConnection, type AmqpLink } from "../transports/amqp-connection.js";
-import { describeUrl, withHeartbeat } from "../transports/amqp-url.js";
-import { ConfigurationError, ResultBackendError, ResultDecodeError, asCeleryError, redact } from "../errors.js";
+import { amqpEndpoints, describeEndpoints } from "../transports/amqp-url.js";
+import { checkFailoverStrategy, type BrokerFailoverStrategy } from "../transports/failover.js";
+import { ResultBackendError, ResultDecodeError, asCeleryError, redact } from "../errors.js";
 import { limitError, resolveDecodeLimits, type DecodeLimits, type ResolvedDecodeLimits } from "../serializers/limits.js";
 import { checkAccepted, decodeResultMeta, resolveResultAccept, type ResultAccept } from "./accept.js";
 import type { ResultBackend, ResultMeta, WaitOptions } from "./backend.js";
@@ -30,8 +31,13 @@ import { WaiterRegistry } from "./waiters.js";
 import type { Serializers } from "../serializers/registry.js";
 
 export interface RpcBackendOptions {
-  /** The broker's `amqp://` URL; results travel over their own connection to it. */
-  brokerUrl: string;
+  /**
+   * The broker's `amqp://` URL; results travel over their own connection to it. Several hosts as
+   * Celery writes them (`amqp://h1//;amqp://h2//`) or a list, tried in `failoverStrategy` order.
+   */
+  brokerUrl: string | readonly string[];
+  /** Celery's `broker_failover_strategy`: which broker host to try after one fails. @default "round-robin" */
+  failoverStrategy?: BrokerFailoverStrategy;
   /** The reply queue: the app's oid, sent as `reply_to` on every task. */
   replyTo: string;
   /** Celery's `result_expires` in seconds: the reply queue's `x-expires`. @default 86 400 */
@@ -60,20 +66,9 @@ interface Session {
   lost: boolean;
 }
 
-/** The broker URL amqplib gets; errors show no credentials (and carry no URL parser error, whose `input` is the raw URL). */
-function amqpUrl(url: string, heartbeat: number): string {
-  const amqp = withHeartbeat(url, heartbeat, "rpc:// result backend: invalid broker URL");
-  const { protocol } = new URL(url);
-  if (!["amqp:", "amqps:", "pyamqp:"].includes(protocol)) {
-    throw new ConfigurationError(`the rpc:// result backend needs an amqp:// broker, got ${protocol}//`);
-  }
-  return amqp;
-}
-
 export class RpcBackend implements ResultBackend {
   readonly kind = "rpc";
   readonly replyTo: string;
-  private readonly where: string;
   private readonly expiresMs: number;
   private readonly maxCached: number;
   private readonly accept: ResultAccept;
@@ -88,13 +83,13 @@ export class RpcBackend implements ResultBackend {
   private closed = false;
 
   constructor(options: RpcBackendOptions) {
-    const url = amqpUrl(options.brokerUrl, options.heartbeat ?? 30);
-    this.where = describeUrl(options.brokerUrl);
+    // Errors show no credentials (and carry no URL parser error, whose `input` is the raw URL).
+    const endpoints = amqpEndpoints(options.brokerUrl, options.heartbeat ?? 30, "rpc:// result backend: invalid broker URL");
     this.replyTo = options.replyTo;
     this.expiresMs = Math.round((options.expires ?? 86_400) * 1000);
     this.connection = new AmqpConnection<Session>({
-      url,
-      where: this.where,
+      endpoints,
+      failoverStrategy: checkFailoverStrategy(options.failoverStrategy, "failoverStrategy"),
       neededFor: "the rpc:// result backend",
       purpose: " for rpc:// results",
       connectTimeout: options.connectTimeout ?? 10_000,
@@ -106,7 +101,12 @@ export class RpcBackend implements ResultBackend {
     this.maxCached = options.maxCachedResults ?? 10_000;
     this.accept = resolveResultAccept(options.resultAccept ?? ["json"], options.serializers);
     this.limits = resolveDecodeLimits(options.decodeLimits);
-    this.waiters = new WaiterRegistry({ where: this.where });
+    this.waiters = new WaiterRegistry({ where: describeEndpoints(endpoints) });
+  }
+
+  /** The broker host connected to (else the one tried next), as errors show it. */
+  private get where(): string {
+    return this.connection.where;
   }
 
   /** AMQP connections this backend opened so far (tests and benchmarks read it). */
@@ -167,7 +167,7 @@ export class RpcBackend implements ResultBackend {
     try {
       channel = await link.model.createChannel();
     } catch (err) {
-      throw asCeleryError(err, (m, cause) => new ResultBackendError(`cannot open a channel on ${this.where} for rpc:// results: ${m}`, { cause }));
+      throw asCeleryError(err, (m, cause) => new ResultBackendError(`cannot open a channel on ${link.where} for rpc:// results: ${m}`, { cause }));
     }
     const session: Session = { link, channel, declared: undefined, consuming: undefined, lost: false };
     link.onDeath((err) => this.lose(session, "lost the broker connection", err));
@@ -181,7 +181,7 @@ export class RpcBackend implements ResultBackend {
     if (session.lost) return;
     session.lost = true;
     this.waiters.rejectAll(
-      new ResultBackendError(`${reason} while waiting for rpc:// results on ${this.where}${err ? `: ${redact(err.message)}` : ""}`, {
+      new ResultBackendError(`${reason} while waiting for rpc:// results on ${session.link.where}${err ? `: ${redact(err.message)}` : ""}`, {
         cause: err,
       }),
     );

@@ -5,6 +5,8 @@
  * has been quiet (a Lambda thawed after a freeze holds a dead socket that still looks open);
  * replaced after it breaks; the broker's flow control (`connection.blocked`) tracked; torn down
  * promptly even when the socket under it is dead. Each owner opens its own channels on it (`setup`).
+ * With several broker URLs, opening tries them in Celery's `broker_failover_strategy` order
+ * (`failover.ts`), sharing the connect timeout among the hosts still to try.
  *
  * Only amqplib's public API is used. The socket is reached the way `net.connect` and `tls.connect`
  * document it: amqplib passes its socket options through, and a `signal` among them destroys the
@@ -13,8 +15,10 @@
  * broker's close frame), never by their message text.
  */
 import type { ChannelModel, SocketOptions } from "amqplib";
-import { TimeoutError, type CeleryError } from "../errors.js";
+import { ConnectionError, TimeoutError, asCeleryError, type CeleryError } from "../errors.js";
 import { importPeer } from "../peer.js";
+import type { AmqpEndpoint } from "./amqp-url.js";
+import { BrokerRotation, type BrokerFailoverStrategy } from "./failover.js";
 
 /** AMQP reply codes (AMQP 0-9-1 §1.9) the SDK tells apart. */
 export const AMQP_NOT_FOUND = 404;
@@ -75,6 +79,8 @@ export class AmqpLink {
   constructor(
     readonly model: ChannelModel,
     private readonly socket: AbortController,
+    /** The host it is connected to, as errors show it. */
+    readonly where: string,
   ) {
     model.on("error", () => {}); // a 'close' follows, with the same error
     model.on("close", (err?: Error) => this.end(err));
@@ -133,10 +139,12 @@ export class AmqpLink {
 }
 
 export interface AmqpConnectionOptions<S extends { readonly link: AmqpLink }> {
-  /** The URL amqplib gets (see `withHeartbeat`: the heartbeat is set there). */
-  url: string;
-  /** The broker as errors show it (`describeUrl`). */
-  where: string;
+  /** The broker's hosts (`amqpEndpoints`: the heartbeat is set there), one or more. */
+  endpoints: readonly AmqpEndpoint[];
+  /** The order hosts are tried in after one fails (Celery's `broker_failover_strategy`). @default "round-robin" */
+  failoverStrategy?: BrokerFailoverStrategy;
+  /** `shuffle`'s random source, a number in [0, 1). @default Math.random */
+  random?: () => number;
   /** What needs amqplib, for the error when it is not installed ("an amqp:// broker"). */
   neededFor: string;
   /** Milliseconds opening a connection (and the owner's `setup` on it) may take. */
@@ -170,7 +178,17 @@ export class AmqpConnection<S extends { readonly link: AmqpLink }> {
   private probing: { link: AmqpLink; alive: Promise<boolean> } | undefined;
   private closed = false;
 
-  constructor(private readonly options: AmqpConnectionOptions<S>) {}
+  /** Which host the next connect attempt starts with, and the order after a failure. */
+  private readonly rotation: BrokerRotation;
+
+  constructor(private readonly options: AmqpConnectionOptions<S>) {
+    this.rotation = new BrokerRotation(options.endpoints.length, options.failoverStrategy, options.random);
+  }
+
+  /** The host connected to, else the one the next connect attempt starts with, as errors show it. */
+  get where(): string {
+    return this.session?.link.where ?? this.options.endpoints[this.rotation.first]!.where;
+  }
 
   /**
    * The open connection's session — probed first when the broker has been quiet for
@@ -219,23 +237,64 @@ export class AmqpConnection<S extends { readonly link: AmqpLink }> {
   }
 
   private async open(ms: number): Promise<S> {
-    const { url, where, neededFor, purpose = "", socketOptions, clientProperties, setup } = this.options;
+    const { endpoints, neededFor, purpose = "" } = this.options;
+    const { connect } = await importPeer("amqplib", neededFor, () => import("amqplib"));
+    const deadline = Date.now() + ms;
+    const failures: Array<{ where: string; error: unknown }> = [];
+    let untried = endpoints.length;
+    for (const index of this.rotation.attempt()) {
+      const endpoint = endpoints[index]!;
+      // Each host gets an equal share of the time left, so one that never answers (a dropped SYN)
+      // leaves time for the others; what a host that fails fast leaves goes to those after it.
+      const share = ms === Infinity ? Infinity : (deadline - Date.now()) / untried--;
+      if (failures.length > 0 && share <= 0) break;
+      let session: S;
+      try {
+        session = await this.openOn(endpoint, share, connect);
+      } catch (err) {
+        if (this.closed || endpoints.length === 1) throw err;
+        failures.push({ where: endpoint.where, error: err });
+        continue;
+      }
+      if (this.closed) {
+        await session.link.close(this.options.probeTimeoutMs ?? 2_000);
+        throw this.options.closedError();
+      }
+      this.session = session;
+      session.link.onDeath(() => {
+        if (this.session === session) this.session = undefined;
+      });
+      return session;
+    }
+    throw this.noHost(failures, endpoints, ms, purpose);
+  }
+
+  /** Every host failed, or the time ran out before the rest were tried: names each host and why. */
+  private noHost(failures: ReadonlyArray<{ where: string; error: unknown }>, endpoints: readonly AmqpEndpoint[], ms: number, purpose: string): CeleryError {
+    const tried = failures.map(({ where, error }) => `${where}: ${asCeleryError(error, (m) => new ConnectionError(m)).message}`);
+    const skipped = endpoints.filter((e) => !failures.some((f) => f.where === e.where)).map((e) => e.where);
+    const last = failures[failures.length - 1]?.error;
+    const text = `cannot connect to any of ${endpoints.length} broker hosts${purpose} (tried ${tried.join("; ")}${skipped.length > 0 ? `; no time left within ${ms} ms for ${skipped.join(", ")}` : ""})`;
+    return last instanceof TimeoutError ? new TimeoutError(text) : new ConnectionError(text);
+  }
+
+  /** One connection to one host, with the owner's `setup` on it, within `ms`. */
+  private async openOn(endpoint: AmqpEndpoint, ms: number, connect: typeof import("amqplib").connect): Promise<S> {
+    const { purpose = "", socketOptions, clientProperties, setup } = this.options;
     const socket = new AbortController();
     this.attempt = socket;
     let link: AmqpLink | undefined;
     const attempt = (async () => {
-      const { connect } = await importPeer("amqplib", neededFor, () => import("amqplib"));
       // `signal` is net/tls's own socket option; amqplib hands its socket options to them as they are.
       const options: SocketOptions & { signal: AbortSignal } = { ...socketOptions, ...(clientProperties ? { clientProperties } : {}), timeout: ms, signal: socket.signal };
       // Listening from the first moment: an amqplib 'error' with no listener would throw.
-      const opened = await connect(url, options).then((model) => new AmqpLink(model, socket));
+      const opened = await connect(endpoint.url, options).then((model) => new AmqpLink(model, socket, endpoint.where));
       link = opened;
       this.opened++;
       return setup(opened);
     })();
-    let session: S;
     try {
-      session = await withTimeout(attempt, ms, () => new TimeoutError(`connecting to ${where}${purpose} took longer than ${ms} ms`));
+      return await withTimeout(attempt, ms, () => new TimeoutError(`connecting to ${endpoint.where}${purpose} took longer than ${Math.round(ms)} ms`));
     } catch (err) {
       // Also ends an attempt still under way: its socket goes, so nothing opens behind our back.
       if (link) link.destroy();
@@ -244,14 +303,5 @@ export class AmqpConnection<S extends { readonly link: AmqpLink }> {
     } finally {
       if (this.attempt === socket) this.attempt = undefined;
     }
-    if (this.closed) {
-      await session.link.close(this.options.probeTimeoutMs ?? 2_000);
-      throw this.options.closedError();
-    }
-    this.session = session;
-    session.link.onDeath(() => {
-      if (this.session === session) this.session = undefined;
-    });
-    return session;
   }
 }

@@ -27,11 +27,17 @@ import { toPublishOptions } from "./amqp-properties.js";
 import { sentEventsAfter } from "../events/task-sent.js";
 import { ScratchChannels, ensureDeclared } from "./amqp-topology.js";
 import { TopologyMismatchWarning, warnOnConsole, type WarningHandler } from "../warnings.js";
-import { describeUrl, withHeartbeat } from "./amqp-url.js";
+import { amqpEndpoints } from "./amqp-url.js";
+import { checkFailoverStrategy, type BrokerFailoverStrategy } from "./failover.js";
 
 export interface AmqpTransportOptions {
-  /** `amqp://user:pass@host:5672/vhost` or `amqps://…`. */
-  url: string;
+  /**
+   * `amqp://user:pass@host:5672/vhost` or `amqps://…`; several hosts as Celery writes them,
+   * `amqp://h1//;amqp://h2//`, or as a list, tried in `failoverStrategy` order.
+   */
+  url: string | readonly string[];
+  /** Celery's `broker_failover_strategy`: which host to try after one fails. @default "round-robin" */
+  failoverStrategy?: BrokerFailoverStrategy;
   /** Heartbeat in seconds, unless the URL sets one. @default 30 */
   heartbeat?: number;
   /**
@@ -114,7 +120,6 @@ const declareKey = (d: NonNullable<TaskMessage["declare"]>): string => `${d.exch
 
 export class AmqpTransport implements Transport {
   readonly kind = "amqp";
-  private readonly where: string;
   private readonly connectTimeout: number;
   private readonly publishTimeout: number;
   private readonly connection: AmqpConnection<Session>;
@@ -129,13 +134,12 @@ export class AmqpTransport implements Transport {
   private readonly warned = new Set<string>();
 
   constructor(options: AmqpTransportOptions) {
-    this.where = describeUrl(options.url);
     this.connectTimeout = options.connectTimeout ?? 10_000;
     this.publishTimeout = options.publishTimeout ?? 30_000;
     this.onWarning = options.onWarning ?? warnOnConsole;
     this.connection = new AmqpConnection<Session>({
-      url: withHeartbeat(options.url, options.heartbeat ?? 30),
-      where: this.where,
+      endpoints: amqpEndpoints(options.url, options.heartbeat ?? 30),
+      failoverStrategy: checkFailoverStrategy(options.failoverStrategy, "failoverStrategy"),
       neededFor: "an amqp:// broker",
       connectTimeout: this.connectTimeout,
       idleProbeAfterMs: options.idleProbeAfterMs ?? 5_000,
@@ -145,6 +149,11 @@ export class AmqpTransport implements Transport {
       setup: (link) => this.setup(link),
       probe: (session) => session.channel.checkExchange("amq.direct"),
     });
+  }
+
+  /** The broker host connected to (else the one tried next), as errors show it: no credentials. */
+  private get where(): string {
+    return this.connection.where;
   }
 
   /** Number of connections opened so far (tests and benchmarks read it). */
@@ -472,6 +481,6 @@ export class AmqpTransport implements Transport {
 }
 
 /** `amqp://` URL → transport; registered by the Node entry. */
-export function amqpTransport(url: string, options: Omit<AmqpTransportOptions, "url"> = {}): AmqpTransport {
+export function amqpTransport(url: string | readonly string[], options: Omit<AmqpTransportOptions, "url"> = {}): AmqpTransport {
   return new AmqpTransport({ url, ...options });
 }
