@@ -34,14 +34,16 @@ const eventBus = config.eventBusName ? new EventBusPublisher({ eventBusName: con
 const EVENTS_BUDGET_MS = 5_000;
 
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  if (!eventBus) return processPartialResponse(event, (record: SQSRecord) => handleSchedulerRecord(record, deps), new BatchProcessor(EventType.SQS), { context, throwOnFullBatchFailure: false });
-  // One batch per invocation, so overlapping invocations keep their own events.
-  const events = new LifecycleBatch({ emitter: "scheduler", maxReceiveCount: config.maxReceiveCount });
-  const d: SchedulerDeps = { ...deps, events };
+  // One batch per invocation, like the processor, so overlapping invocations keep their own events.
+  const events = eventBus ? new LifecycleBatch({ emitter: "scheduler", maxReceiveCount: config.maxReceiveCount }) : undefined;
+  const d: SchedulerDeps = events ? { ...deps, events } : deps;
   try {
-    return await processPartialResponse(event, (record: SQSRecord) => handleSchedulerRecord(record, d), new BatchProcessor(EventType.SQS), { context, throwOnFullBatchFailure: false });
+    return await processPartialResponse(event, (record: SQSRecord) => handleSchedulerRecord(record, d), new BatchProcessor(EventType.SQS), {
+      context,
+      throwOnFullBatchFailure: false,
+    });
   } finally {
     // After the batch: a failed put is logged, never thrown, so it never fails a record.
-    await eventBus.put(events, Math.min(EVENTS_BUDGET_MS, context.getRemainingTimeInMillis() - 1_000));
+    if (eventBus && events) await eventBus.put(events, Math.min(EVENTS_BUDGET_MS, context.getRemainingTimeInMillis() - 1_000));
   }
 }
