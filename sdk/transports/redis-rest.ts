@@ -94,6 +94,17 @@ async function readBounded(response: Response, limit: number, signal: AbortSigna
   }
 }
 
+/** Messages to one named exchange, routed and pushed by one script call. */
+interface Route {
+  exchange: string;
+  known: ExchangeType | undefined;
+  indexes: number[];
+  /** Script calls made so far with a table that turned out stale. */
+  attempt: number;
+  /** EVAL instead of EVALSHA: the server said it does not have the script. */
+  full: boolean;
+}
+
 export class RedisRestTransport implements Transport {
   readonly kind = "redis-rest";
   // Assigned in the constructor (`declare`: no class-field definitions in every edge bundle).
@@ -154,7 +165,7 @@ export class RedisRestTransport implements Transport {
 
   async publishMany(messages: readonly TaskMessage[], options: PublishOptions = {}): Promise<PublishOutcome[]> {
     if (this.closed) return messages.map(() => ({ ok: false, error: new ConnectionError("transport is closed") }));
-    const work = new Batch(this, messages, options.timeout ?? this.timeout).run();
+    const work = this.send(messages, options.timeout ?? this.timeout);
     this.inflight.add(work);
     try {
       return await work;
@@ -168,16 +179,141 @@ export class RedisRestTransport implements Transport {
     await Promise.allSettled([...this.inflight]);
   }
 
-  /** @internal Text from the server, fit for an error: the token masked, controls dropped, clipped. */
-  clean(text: string): string {
+  /** Text from the server, fit for an error: the token masked, controls dropped, clipped. */
+  private clean(text: string): string {
     return text.split(this.token).join("***").replace(/[\0-\x1f\x7f]+/g, " ").slice(0, 200);
   }
 
   /**
-   * @internal One POST to `/pipeline`: the replies, one per command, or a typed error for the
-   * whole request (`sent` says whether Redis may have run any of it).
+   * One call: a first `/pipeline` with every command, then, only for exchanges whose bindings
+   * were unknown or changed, further ones with their script calls alone; one deadline for all.
    */
-  async pipeline(commands: Command[], signal: AbortSignal, ms: number): Promise<Reply[]> {
+  private async send(messages: readonly TaskMessage[], ms: number): Promise<PublishOutcome[]> {
+    const signal = AbortSignal.timeout(ms);
+    const { layout, where, tables, declared } = this;
+    const outcomes: Array<PublishOutcome | undefined> = new Array(messages.length);
+    const payloads = messages.map((m) => kombuMessage(m, crypto.randomUUID()));
+    const commands: Command[] = [];
+    const handlers: Array<(r: Reply) => void> = [];
+    /** Binding ids added by this round's SADDs: forgotten again if the request fails. */
+    const declaring: string[] = [];
+    const fail = (i: number, error: CeleryError): void => void (outcomes[i] ??= { ok: false, error });
+    const ok = (i: number): void => void (outcomes[i] ??= { ok: true, receipt: { id: messages[i]!.meta.id } });
+    const id = (i: number): string => messages[i]!.meta.id;
+    const refused = (i: number, error: string): void => fail(i, new PublishError("ERR_PUBLISH", `${where} refused task ${id(i)}: ${this.clean(error)}`));
+    // A reply that is not what its command answers: the front is not Redis, and what it did is unknown.
+    const odd = (i: number): void => fail(i, new ConnectionError(`${where} answered task ${id(i)}'s command with something Redis does not; it may or may not have been sent`));
+    const learn = (exchange: string, members: string[]): void => {
+      if (tables.size > 1000 && !tables.has(exchange)) tables.clear();
+      tables.set(exchange, members);
+    };
+
+    // Declarations first: the pipeline runs in order, so every push below sees them.
+    for (const m of messages) {
+      const d = m.declare;
+      if (!d || d.queue === undefined || d.exchange === "") continue;
+      const key = bindingKey(layout, d.exchange);
+      const member = bindingMember(layout, declaredBinding(d.exchangeType, d.routingKey, d.queue));
+      const bid = `${key}\0${member}`;
+      if (declared.has(bid)) continue;
+      // Marked now so concurrent calls do not repeat it; forgotten if it may not have happened.
+      if (declared.size < 10_000) declared.add(bid);
+      declaring.push(bid);
+      const table = tables.get(d.exchange);
+      if (table && !table.includes(member)) learn(d.exchange, [...table, member]);
+      commands.push(["SADD", key, member]);
+      handlers.push((r) => "error" in r && declared.delete(bid));
+    }
+
+    const groups = new Map<string, Route>();
+    messages.forEach((m, i) => {
+      if (m.exchange === "") {
+        if (m.routingKey === "") return fail(i, new PublishError("ERR_UNROUTABLE", `task ${id(i)} has neither an exchange nor a routing key (queue)`));
+        commands.push(["LPUSH", queueKey(layout, m.routingKey, messagePriority(m)), payloads[i]!]);
+        handlers.push((r) => ("error" in r ? refused(i, r.error) : typeof r.result === "number" ? ok(i) : odd(i)));
+        return;
+      }
+      const known = declaredTypeOf(m, this.types);
+      if (known === "fanout") {
+        commands.push(["PUBLISH", fanoutChannel(layout, m.exchange, m.routingKey), payloads[i]!]);
+        handlers.push((r) =>
+          "error" in r
+            ? refused(i, r.error)
+            : typeof r.result !== "number"
+              ? odd(i)
+              : m.mandatory && r.result === 0
+                ? fail(i, new PublishError("ERR_UNROUTABLE", `task ${id(i)} is unroutable: no worker listens on fanout exchange "${m.exchange}"`))
+                : ok(i),
+        );
+        return;
+      }
+      let group = groups.get(m.exchange);
+      if (!group) groups.set(m.exchange, (group = { exchange: m.exchange, known, indexes: [], attempt: 0, full: false }));
+      group.indexes.push(i);
+    });
+    let routes: Route[] = [];
+    for (const g of groups.values()) {
+      for (let at = 0; at < g.indexes.length; at += SCRIPT_CHUNK) routes.push({ ...g, indexes: g.indexes.slice(at, at + SCRIPT_CHUNK) });
+    }
+    const sha = routes.length ? await scriptSha() : "";
+
+    for (;;) {
+      const again: Route[] = [];
+      for (const route of routes) {
+        // A script call routing the messages against the table last read; back in `again` when the table changed.
+        const { exchange, indexes } = route;
+        if (route.attempt >= ROUTE_ATTEMPTS) {
+          for (const i of indexes) fail(i, new PublishError("ERR_PUBLISH", `the bindings of exchange "${exchange}" on ${where} kept changing; task ${id(i)} was not sent`));
+          continue;
+        }
+        const members = tables.get(exchange);
+        const pushed: number[] = [];
+        const unroutable: number[] = [];
+        const args = [route.full ? ROUTE_SCRIPT : sha, "1", bindingKey(layout, exchange), ...(members ? [String(members.length), ...members] : ["-1"])];
+        if (members) {
+          const table = parseTable(layout, members);
+          const type = exchangeTypeOf(route.known, table);
+          for (const i of indexes) {
+            const m = messages[i]!;
+            const queues = lookupQueues(type, table, m.routingKey);
+            (queues.length ? pushed : unroutable).push(i);
+            for (const q of queues) args.push(queueKey(layout, q, messagePriority(m)), payloads[i]!);
+          }
+        }
+        commands.push([route.full ? "EVAL" : "EVALSHA", ...args]);
+        handlers.push((r) => {
+          if ("error" in r) {
+            if (!route.full && r.error.startsWith("NOSCRIPT")) again.push({ ...route, full: true });
+            else for (const i of indexes) refused(i, r.error);
+          } else if (r.result === 1) {
+            for (const i of pushed) ok(i);
+            for (const i of unroutable) {
+              fail(i, new PublishError("ERR_UNROUTABLE", `task ${id(i)} is unroutable: no queue bound to exchange "${exchange}" with routing key "${messages[i]!.routingKey}" on ${where}`));
+            }
+          } else if (Array.isArray(r.result) && r.result.every((x) => typeof x === "string")) {
+            learn(exchange, r.result);
+            again.push({ ...route, attempt: route.attempt + 1 });
+          } else for (const i of indexes) odd(i);
+        });
+      }
+      if (commands.length === 0) break;
+      let replies: Reply[];
+      try {
+        replies = await this.pipeline(commands, signal, ms);
+      } catch (err) {
+        for (const bid of declaring) declared.delete(bid);
+        messages.forEach((_, i) => fail(i, err as CeleryError));
+        break;
+      }
+      replies.forEach((r, k) => handlers[k]!(r));
+      commands.length = handlers.length = declaring.length = 0;
+      routes = again;
+    }
+    return outcomes.map((o, i) => o ?? { ok: false, error: new PublishError("ERR_PUBLISH", `task ${id(i)} was not sent`) });
+  }
+
+  /** One POST to `/pipeline`: one reply per command, or a typed error for the whole request. */
+  private async pipeline(commands: Command[], signal: AbortSignal, ms: number): Promise<Reply[]> {
     const at = `${this.where}/pipeline`;
     let response: Response;
     let text: string | null;
@@ -215,199 +351,6 @@ export class RedisRestTransport implements Transport {
       throw new ConnectionError(`${at} answered something other than ${commands.length} pipeline replies (HTTP ${status}); the tasks may or may not have been sent`);
     }
     return replies as Reply[];
-  }
-
-  /** @internal */
-  knownType(m: TaskMessage): ExchangeType | undefined {
-    return declaredTypeOf(m, this.types);
-  }
-
-  /** @internal */
-  table(exchange: string): string[] | undefined {
-    return this.tables.get(exchange);
-  }
-
-  /** @internal */
-  learnTable(exchange: string, members: string[]): void {
-    if (this.tables.size > 1000 && !this.tables.has(exchange)) this.tables.clear();
-    this.tables.set(exchange, members);
-  }
-
-  /** @internal */
-  isDeclared(id: string): boolean {
-    return this.declared.has(id);
-  }
-
-  /** @internal */
-  markDeclared(id: string, done: boolean): void {
-    if (!done) this.declared.delete(id);
-    else if (this.declared.size < 10_000) this.declared.add(id);
-  }
-}
-
-/** Messages to one named exchange, routed and pushed by one script call. */
-interface Route {
-  exchange: string;
-  known: ExchangeType | undefined;
-  indexes: number[];
-  attempt: number;
-  /** EVAL instead of EVALSHA: the server said it does not have the script. */
-  full: boolean;
-}
-
-/**
- * One `publishMany` call: a first `/pipeline` with every command, then, only for exchanges whose
- * bindings were unknown or changed, further ones with their script calls alone. One deadline for
- * all of it.
- */
-class Batch {
-  declare private readonly outcomes: Array<PublishOutcome | undefined>;
-  declare private readonly payloads: string[];
-
-  constructor(
-    private readonly transport: RedisRestTransport,
-    private readonly messages: readonly TaskMessage[],
-    private readonly ms: number,
-  ) {
-    this.outcomes = new Array(messages.length);
-    this.payloads = messages.map((m) => kombuMessage(m, crypto.randomUUID()));
-  }
-
-  private settle(i: number, outcome: PublishOutcome): void {
-    this.outcomes[i] ??= outcome;
-  }
-
-  private fail(i: number, error: CeleryError): void {
-    this.settle(i, { ok: false, error });
-  }
-
-  private ok(i: number): void {
-    this.settle(i, { ok: true, receipt: { id: this.messages[i]!.meta.id } });
-  }
-
-  /** A reply that is not what its command answers: the front is not Redis, and what it did is unknown. */
-  private odd(i: number): void {
-    this.fail(i, new ConnectionError(`${this.transport.where} answered task ${this.messages[i]!.meta.id}'s command with something Redis does not; it may or may not have been sent`));
-  }
-
-  private refused(i: number, error: string): void {
-    this.fail(i, new PublishError("ERR_PUBLISH", `${this.transport.where} refused task ${this.messages[i]!.meta.id}: ${this.transport.clean(error)}`));
-  }
-
-  async run(): Promise<PublishOutcome[]> {
-    if (this.messages.length === 0) return [];
-    const signal = AbortSignal.timeout(this.ms);
-    const t = this.transport;
-    const layout = t.layout;
-    const commands: Command[] = [];
-    const handlers: Array<(r: Reply) => void> = [];
-    let routes: Route[] = [];
-    const declaring: string[] = [];
-    // Declarations first: the pipeline runs in order, so every push below sees them.
-    for (const m of this.messages) {
-      const d = m.declare;
-      if (!d || d.queue === undefined || d.exchange === "") continue;
-      const key = bindingKey(layout, d.exchange);
-      const member = bindingMember(layout, declaredBinding(d.exchangeType, d.routingKey, d.queue));
-      const id = `${key}\0${member}`;
-      if (t.isDeclared(id)) continue;
-      // Marked now so concurrent calls do not repeat it; unmarked if it may not have happened.
-      t.markDeclared(id, true);
-      declaring.push(id);
-      const table = t.table(d.exchange);
-      if (table && !table.includes(member)) t.learnTable(d.exchange, [...table, member]);
-      commands.push(["SADD", key, member]);
-      handlers.push((r) => "error" in r && t.markDeclared(id, false));
-    }
-    const groups = new Map<string, Route>();
-    this.messages.forEach((m, i) => {
-      if (m.exchange === "") {
-        if (m.routingKey === "") return this.fail(i, new PublishError("ERR_UNROUTABLE", `task ${m.meta.id} has neither an exchange nor a routing key (queue)`));
-        commands.push(["LPUSH", queueKey(layout, m.routingKey, messagePriority(m)), this.payloads[i]!]);
-        handlers.push((r) => ("error" in r ? this.refused(i, r.error) : typeof r.result === "number" ? this.ok(i) : this.odd(i)));
-        return;
-      }
-      const known = t.knownType(m);
-      if (known === "fanout") {
-        commands.push(["PUBLISH", fanoutChannel(layout, m.exchange, m.routingKey), this.payloads[i]!]);
-        handlers.push((r) => {
-          if ("error" in r) return this.refused(i, r.error);
-          if (typeof r.result !== "number") return this.odd(i);
-          if (m.mandatory && r.result === 0) return this.fail(i, new PublishError("ERR_UNROUTABLE", `task ${m.meta.id} is unroutable: no worker listens on fanout exchange "${m.exchange}"`));
-          this.ok(i);
-        });
-        return;
-      }
-      let group = groups.get(m.exchange);
-      if (!group) groups.set(m.exchange, (group = { exchange: m.exchange, known, indexes: [], attempt: 0, full: false }));
-      group.indexes.push(i);
-    });
-    for (const g of groups.values()) {
-      for (let at = 0; at < g.indexes.length; at += SCRIPT_CHUNK) routes.push({ ...g, indexes: g.indexes.slice(at, at + SCRIPT_CHUNK) });
-    }
-    const sha = routes.length ? await scriptSha() : "";
-    for (;;) {
-      const again: Route[] = [];
-      for (const route of routes) this.route(route, sha, commands, handlers, again);
-      if (commands.length === 0) break;
-      let replies: Reply[];
-      try {
-        replies = await t.pipeline(commands, signal, this.ms);
-      } catch (err) {
-        for (const id of declaring.splice(0)) t.markDeclared(id, false);
-        this.messages.forEach((_, i) => this.fail(i, err as CeleryError));
-        break;
-      }
-      replies.forEach((r, k) => handlers[k]!(r));
-      commands.length = handlers.length = declaring.length = 0;
-      routes = again;
-    }
-    return this.outcomes.map((o, i) => o ?? { ok: false, error: new PublishError("ERR_PUBLISH", `task ${this.messages[i]!.meta.id} was not sent`) });
-  }
-
-  /** Adds a script call routing `route`'s messages against the table last read; `again` gets it back when the table changed. */
-  private route(route: Route, sha: string, commands: Command[], handlers: Array<(r: Reply) => void>, again: Route[]): void {
-    const t = this.transport;
-    const layout = t.layout;
-    const { exchange, indexes } = route;
-    if (route.attempt >= ROUTE_ATTEMPTS) {
-      for (const i of indexes) this.fail(i, new PublishError("ERR_PUBLISH", `the bindings of exchange "${exchange}" on ${t.where} kept changing; task ${this.messages[i]!.meta.id} was not sent`));
-      return;
-    }
-    const members = t.table(exchange);
-    const pushes: number[] = [];
-    const unroutable: number[] = [];
-    const args = [route.full ? ROUTE_SCRIPT : sha, "1", bindingKey(layout, exchange), ...(members ? [String(members.length), ...members] : ["-1"])];
-    if (members) {
-      const table = parseTable(layout, members);
-      const type = exchangeTypeOf(route.known, table);
-      for (const i of indexes) {
-        const m = this.messages[i]!;
-        const queues = lookupQueues(type, table, m.routingKey);
-        if (queues.length === 0) unroutable.push(i);
-        else pushes.push(i);
-        for (const q of queues) args.push(queueKey(layout, q, messagePriority(m)), this.payloads[i]!);
-      }
-    }
-    commands.push([route.full ? "EVAL" : "EVALSHA", ...args]);
-    handlers.push((r) => {
-      if ("error" in r) {
-        if (!route.full && r.error.startsWith("NOSCRIPT")) return void again.push({ ...route, full: true });
-        for (const i of indexes) this.refused(i, r.error);
-        return;
-      }
-      if (r.result === 1) {
-        for (const i of pushes) this.ok(i);
-        for (const i of unroutable) {
-          const m = this.messages[i]!;
-          this.fail(i, new PublishError("ERR_UNROUTABLE", `task ${m.meta.id} is unroutable: no queue bound to exchange "${exchange}" with routing key "${m.routingKey}" on ${t.where}`));
-        }
-        return;
-      }
-      if (!Array.isArray(r.result) || !r.result.every((x) => typeof x === "string")) return indexes.forEach((i) => this.odd(i));
-      t.learnTable(exchange, r.result);
-      again.push({ ...route, attempt: route.attempt + 1 });
-    });
   }
 }
 

@@ -34,7 +34,7 @@ afterAll(async () => {
 
 describe("the packed tarball", () => {
   it("holds the built entries with their types, and no sources or tests", () => {
-    for (const entry of ["index", "node", "amqp", "amqp.edge", "sqs"]) {
+    for (const entry of ["index", "node", "amqp", "amqp.edge", "sqs", "redis"]) {
       expect(packed).toContain(`dist/sdk/${entry}.js`);
       expect(packed).toContain(`dist/sdk/${entry}.d.ts`);
     }

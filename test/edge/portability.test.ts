@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { bundle, NODE_CONDITIONS, VERCEL_EDGE_CONDITIONS, WORKERD_CONDITIONS } from "./bundle.js";
 import { startEdgeRuntime, startWorkerd, workerdStartupFailure } from "./runtimes.js";
 
-const EDGE_ENTRIES = ["celery-edge", "celery-edge/sqs", "celery-edge/serializers"] as const;
+const EDGE_ENTRIES = ["celery-edge", "celery-edge/sqs", "celery-edge/redis", "celery-edge/serializers"] as const;
 const TARGETS = [
   { runtime: "workerd", conditions: WORKERD_CONDITIONS },
   { runtime: "Vercel Edge", conditions: VERCEL_EDGE_CONDITIONS },
