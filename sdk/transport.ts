@@ -43,6 +43,11 @@ export interface Transport {
   publish(message: TaskMessage, options?: PublishOptions): Promise<PublishReceipt>;
   /** Pipelines many messages; one outcome per message, in order. Never throws for a single failure. */
   publishMany(messages: readonly TaskMessage[], options?: PublishOptions): Promise<PublishOutcome[]>;
+  /**
+   * Publishes Celery events (`task-sent`) where they cannot harm tasks: a refused event fails
+   * alone, never a task in flight. One outcome per event. Optional: callers fall back to `publishMany`.
+   */
+  publishEvents?(events: readonly TaskMessage[], options?: PublishOptions): Promise<PublishOutcome[]>;
   /** Lets calls in flight settle, then releases what the transport holds (connections). */
   close(): Promise<void>;
 }

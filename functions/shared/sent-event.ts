@@ -94,7 +94,13 @@ export async function publishSentEvent(
   }
   try {
     const fields = await relayedSentFields(message, view, declare);
-    await deps.broker.publish(taskSentEvent(fields, { hostname: nodename(), pid: process.pid, clock: ++clock }), { timeout: EVENT_TIMEOUT_MS });
+    const event = taskSentEvent(fields, { hostname: nodename(), pid: process.pid, clock: ++clock });
+    // On the events' own channel where the transport has one: a refused event cannot close the
+    // channel other records' tasks are confirmed on.
+    const [outcome] = deps.broker.publishEvents
+      ? await deps.broker.publishEvents([event], { timeout: EVENT_TIMEOUT_MS })
+      : await deps.broker.publishMany([event], { timeout: EVENT_TIMEOUT_MS });
+    if (!outcome!.ok) throw outcome!.error;
     log.sentEvent = "published";
   } catch (err) {
     log.sentEvent = "failed";

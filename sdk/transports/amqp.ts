@@ -25,6 +25,7 @@ import {
 } from "./amqp-connection.js";
 import { toPublishOptions } from "./amqp-properties.js";
 import { sentEventsAfter } from "../events/task-sent.js";
+import { publishEvents } from "./amqp-events.js";
 import { ScratchChannels, ensureDeclared } from "./amqp-topology.js";
 import { TopologyMismatchWarning, warnOnConsole, type WarningHandler } from "../warnings.js";
 import { amqpEndpoints } from "./amqp-url.js";
@@ -187,9 +188,28 @@ export class AmqpTransport implements Transport {
   private publishSentEvents(messages: readonly TaskMessage[], outcomes: readonly PublishOutcome[]): void {
     const events = sentEventsAfter(messages, (i) => outcomes[i]!.ok, () => ({ pid: process.pid, clock: ++this.eventClock }));
     if (events.length === 0) return;
-    const sent = this.publishAll(events, {}).catch(() => []);
+    const sent = this.publishEvents(events).catch(() => []);
     this.inflight.add(sent);
     void sent.finally(() => this.inflight.delete(sent));
+  }
+
+  /**
+   * Celery events, on a confirm channel of their own (`amqp-events.ts`): a refused event fails
+   * alone, never a task. The exchange is made sure of first, as a task's queue is.
+   */
+  async publishEvents(events: readonly TaskMessage[], options: PublishOptions = {}): Promise<PublishOutcome[]> {
+    const fail = (error: CeleryError): PublishOutcome[] => events.map(() => ({ ok: false, error }));
+    if (this.closed) return fail(new ConnectionError("transport is closed"));
+    const timeout = options.timeout ?? options.publishTimeout ?? this.publishTimeout;
+    try {
+      const session = await this.connection.acquire(options.connectTimeout ?? this.connectTimeout);
+      const prepared = await withTimeout(this.prepare(session, events), timeout, () => new TimeoutError(`declaring the event exchange on ${this.where} took longer than ${timeout} ms`));
+      const sent = await publishEvents(session.link, events.filter((_, i) => !prepared[i]), timeout);
+      let next = 0;
+      return events.map((_, i) => (prepared[i] ? { ok: false, error: prepared[i]! } : sent[next++]!));
+    } catch (err) {
+      return fail(asCeleryError(err, (m, cause) => new ConnectionError(`cannot publish events to ${this.where}: ${m}`, { cause })));
+    }
   }
 
   private async publishAll(messages: readonly TaskMessage[], options: PublishOptions): Promise<PublishOutcome[]> {
