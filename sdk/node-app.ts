@@ -7,6 +7,7 @@
 import { Celery as UniversalCelery, type CeleryOptions } from "./app.js";
 import { NODE_BACKENDS } from "./backends/node.js";
 import type { TransportFactories, TransportFactory } from "./registry.js";
+import { checkQueueSpecs } from "./queue-spec.js";
 import { allSerializers } from "./serializers/all.js";
 import { amqpTransport } from "./transports/amqp.js";
 import { exchangeTypesOf, redisTransport } from "./transports/redis.js";
@@ -26,10 +27,13 @@ export { NODE_BACKENDS };
 /**
  * `Celery` under Node: `amqp://`, `amqps://` and `pyamqp://` brokers, `redis://`, `rediss://` and
  * `rpc://` backends, json/yaml/msgpack/pickle and `resultWaiting`, then whatever `options` add or
- * replace (a `transports`, `backends` or `serializers` entry of the same name wins).
+ * replace (a `transports`, `backends` or `serializers` entry of the same name wins). Its `queues`
+ * are checked as RabbitMQ would judge them (`queue-spec.ts`).
  */
 export class Celery extends UniversalCelery {
   constructor(options: CeleryOptions) {
+    // Before the router reads them; RabbitMQ would refuse these only at the first publish.
+    checkQueueSpecs(options?.queues);
     super(
       options === null || typeof options !== "object"
         ? options

@@ -32,8 +32,9 @@ export interface QueueSpec {
   /**
    * `"quorum"` declares a replicated quorum queue (`x-queue-type: quorum`, as kombu's
    * `queue_arguments={"x-queue-type": "quorum"}`). RabbitMQ 3.10 quorum queues have no priorities:
-   * `x-max-priority` with it is a ConfigurationError, and a task's `priority` is still sent (as
-   * Celery sends it) but does not reorder the queue. @default "classic"
+   * `x-max-priority` with it (or `durable: false`) is a ConfigurationError when a Node app is made,
+   * and a task's `priority` is still sent (as Celery sends it) but does not reorder the queue.
+   * @default "classic"
    */
   queueType?: QueueType;
 }
@@ -102,36 +103,17 @@ function globToRegExp(glob: string): RegExp {
 
 const normalise = (r: Route | string): Route => (typeof r === "string" ? { queue: r } : r);
 
-const QUEUE_TYPES: readonly string[] = ["classic", "quorum"] satisfies QueueType[];
-
 /**
- * A `queues` entry checked, as the queue would be declared: durability and arguments, the queue
- * type folded into `x-queue-type`. RabbitMQ would refuse what is refused here (a non-durable or
- * prioritised quorum queue) only at the first publish, and only where the queue is missing.
+ * A `queues` entry as the queue is declared: durability and arguments, the queue type folded into
+ * `x-queue-type`. What RabbitMQ would refuse (a non-durable or prioritised quorum queue) is refused
+ * when a Node app is made (`queue-spec.ts`); the edge app's queues are never declared by it (the
+ * relay declares what its policy says), so the check stays out of edge bundles.
  */
-export function queueSettings(name: string, spec: QueueSpec): { durable: boolean; arguments?: Record<string, HeaderValue> } {
-  const at = `queues[${JSON.stringify(name)}]`;
-  const bad = (field: string, why: string): ConfigurationError => new ConfigurationError(`${at}.${field} ${why}`);
-  if (typeof spec !== "object" || spec === null) throw new ConfigurationError(`${at} must be an object`);
-  if (spec.durable !== undefined && typeof spec.durable !== "boolean") throw bad("durable", "must be true or false");
-  if (spec.queueType !== undefined && !QUEUE_TYPES.includes(spec.queueType)) throw bad("queueType", `must be "classic" or "quorum", got ${JSON.stringify(spec.queueType)}`);
+export function queueSettings(spec: QueueSpec): { durable: boolean; arguments?: Record<string, HeaderValue> } {
   const given = spec.queueArguments;
-  if (given !== undefined && (typeof given !== "object" || given === null || Array.isArray(given))) throw bad("queueArguments", "must be an object");
-  const argType = given?.["x-queue-type"];
-  if (argType !== undefined && (typeof argType !== "string" || !QUEUE_TYPES.includes(argType))) {
-    throw bad("queueArguments", `x-queue-type must be "classic" or "quorum", got ${JSON.stringify(argType)}`);
-  }
-  if (argType !== undefined && spec.queueType !== undefined && argType !== spec.queueType) {
-    throw bad("queueType", `is ${JSON.stringify(spec.queueType)} but queueArguments say x-queue-type ${JSON.stringify(argType)}`);
-  }
-  const quorum = (spec.queueType ?? argType) === "quorum";
+  const args = spec.queueType === "quorum" && given?.["x-queue-type"] === undefined ? { ...given, "x-queue-type": "quorum" } : given;
   const durable = spec.durable ?? true;
-  if (quorum && !durable) throw bad("durable", "must be true for a quorum queue (RabbitMQ only has durable ones)");
-  if (quorum && given !== undefined && Object.hasOwn(given, "x-max-priority")) {
-    throw bad("queueArguments", "x-max-priority is not allowed on a quorum queue (RabbitMQ 3.10 quorum queues have no priorities)");
-  }
-  const args = quorum && argType === undefined ? { ...given, "x-queue-type": "quorum" } : given;
-  return args === undefined ? { durable } : { durable, arguments: args };
+  return args ? { durable, arguments: args } : { durable };
 }
 
 export class Router {
@@ -152,7 +134,7 @@ export class Router {
       queues: defaults.queues ?? {},
       createMissingQueues: defaults.createMissingQueues ?? true,
     };
-    for (const [name, spec] of Object.entries(this.defaults.queues)) this.settings.set(name, queueSettings(name, spec));
+    for (const [name, spec] of Object.entries(this.defaults.queues)) this.settings.set(name, queueSettings(spec));
     this.rules = [];
     const entries = routes === undefined ? [] : Array.isArray(routes) ? routes : [routes];
     for (const entry of entries) {

@@ -1,6 +1,6 @@
 /**
  * The app's `queues` config (#16): durability and quorum queues as the broker would be asked to
- * declare them, and the specs RabbitMQ 3.10 would refuse, refused when the app is made. What the
+ * declare them, and the specs RabbitMQ 3.10 would refuse, refused when the (Node) app is made. What the
  * transport does with a queue that already exists: test/e2e/existing-queues.test.ts.
  */
 import { describe, expect, it } from "vitest";
