@@ -4,6 +4,7 @@
  * order and AMQP properties of the event Python's producer sends for the same call — on the direct
  * AMQP path and through the real relay. The relay sends none when its policy does not allow it (the
  * task still runs), and no envelope reaches `celeryev` directly even when the policy allows events.
+ * A broker user refused on `celeryev` loses its events and none of its tasks.
  */
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
@@ -13,13 +14,14 @@ import { Celery, PyTuple } from "../../sdk/node.js";
 import { sqsRelay } from "../../sdk/sqs.js";
 import { AmqpTransport } from "../../sdk/transports/amqp.js";
 import { encodeEnvelope, toEnvelope } from "../../sdk/wire/envelope.js";
+import { sentFieldsOfCall, taskSentEvent } from "../../sdk/events/task-sent.js";
 import { relayRecord, type RelayLogger } from "../../functions/relay/relay.js";
 import { resolvePolicy } from "../../functions/shared/policy.js";
 import { LOCAL_CREDENTIALS } from "../../scripts/local/fauxqs.js";
 import { captureSentEvents, type CapturedEvent } from "../helpers/celery-events.js";
 import { startCeleryWorker, type CeleryWorker } from "../helpers/celery-worker.js";
 import { ExecutionLog } from "../helpers/executions.js";
-import { AMQP_URL, deleteQueues } from "../helpers/rabbit.js";
+import { AMQP_URL, deleteQueues, rabbitmqctl } from "../helpers/rabbit.js";
 import { startRelayHarness, type RelayHarness } from "../helpers/relay-harness.js";
 import { sqsRecord } from "../helpers/sqs-record.js";
 
@@ -126,6 +128,43 @@ describe("direct AMQP", () => {
     expect(ids).toContain(sentinel);
     expect(ids).not.toContain(id);
     await log.waitForTask(id, 20_000);
+  });
+});
+
+describe("a broker user that may not write to celeryev", () => {
+  const USER = "ce-sentev-nowrite";
+  let app: Celery;
+
+  beforeAll(async () => {
+    await rabbitmqctl(["add_user", USER, "pw"]);
+    await rabbitmqctl(["set_permissions", "-p", "/", USER, ".*", "^(?!celeryev$).*", ".*"]);
+    app = new Celery({ broker: `amqp://${USER}:pw@127.0.0.1:5672//`, defaultQueue: QUEUE, taskSendSentEvent: true });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await rabbitmqctl(["delete_user", USER]);
+  });
+
+  it("gets its events refused, and every task still sent and run", async () => {
+    // Arrange: the refusal is real (RabbitMQ's 403 closes the channel an event arrives on).
+    const transport = app.transport as AmqpTransport;
+    const probe = await app.buildMessage("tasks.echo", { taskId: `sentev-probe-${randomUUID()}` });
+    const [refused] = await transport.publishEvents([taskSentEvent(sentFieldsOfCall(probe.meta.sentEvent as never, probe), { hostname: "h", pid: 1, clock: 1 })]);
+    expect(refused!.ok).toBe(false);
+    const prefix = `sentev-nowrite-${randomUUID()}`;
+
+    // Act: rounds of concurrent sends, each round's events still in flight as the next one goes out.
+    const outcomes: string[] = [];
+    for (let round = 0; round < 5; round++) {
+      const sent = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => app.sendTask("tasks.echo", { taskId: `${prefix}-${round}-${i}` })));
+      outcomes.push(...sent.map((r) => (r.status === "fulfilled" ? "ok" : String((r.reason as { code?: string }).code))));
+    }
+
+    // Assess
+    expect(outcomes.filter((o) => o !== "ok")).toEqual([]);
+    const ran = await log.waitFor({ where: (r) => r.id.startsWith(prefix), count: 100 }, 30_000);
+    expect(new Set(ran.map((r) => r.id)).size).toBe(100);
   });
 });
 
