@@ -64,19 +64,12 @@ function asReply(x: unknown): Reply | null {
 }
 
 /**
- * The body as text, at most `limit` bytes, given up when `signal` aborts: a front that sends
+ * The body as text, at most `limit` bytes, given up when `aborted` rejects: a front that sends
  * without end or trickles forever fails the call on time instead of holding it.
  */
-async function readBounded(response: Response, limit: number, signal: AbortSignal): Promise<string | null> {
+async function readBounded(response: Response, limit: number, aborted: Promise<never>): Promise<string | null> {
   const reader = response.body?.getReader();
   if (!reader) return "";
-  let onAbort!: () => void;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort);
-  });
-  aborted.catch(() => {});
-  if (signal.aborted) onAbort();
   const decoder = new TextDecoder();
   let text = "";
   let size = 0;
@@ -89,7 +82,6 @@ async function readBounded(response: Response, limit: number, signal: AbortSigna
       text += decoder.decode(chunk.value, { stream: true });
     }
   } finally {
-    signal.removeEventListener("abort", onAbort);
     reader.cancel().catch(() => {});
   }
 }
@@ -317,8 +309,14 @@ export class RedisRestTransport implements Transport {
     const at = `${this.where}/pipeline`;
     let response: Response;
     let text: string | null;
+    // Raced, not only passed as `signal`: a `fetch` that ignores its signal must not hold the call either.
+    let onAbort!: () => void;
+    const aborted = new Promise<never>((_, reject) => (onAbort = () => reject(signal.reason)));
+    aborted.catch(() => {});
+    signal.addEventListener("abort", onAbort);
+    if (signal.aborted) onAbort();
     try {
-      response = await this.fetchFn(`${this.endpoint}/pipeline`, {
+      const request = this.fetchFn(`${this.endpoint}/pipeline`, {
         method: "POST",
         headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
         body: JSON.stringify(commands),
@@ -326,10 +324,14 @@ export class RedisRestTransport implements Transport {
         // A redirect would take the token along to wherever it points.
         redirect: "manual",
       });
-      text = await readBounded(response, this.maxResponseBytes, signal);
+      request.catch(() => {});
+      response = await Promise.race([request, aborted]);
+      text = await readBounded(response, this.maxResponseBytes, aborted);
     } catch (err) {
       if (signal.aborted) throw new TimeoutError(`no answer from ${at} within ${ms} ms; the tasks may or may not have been sent`);
       throw new ConnectionError(`cannot reach ${at}: ${this.clean(err instanceof Error ? err.message : String(err))}; the tasks may or may not have been sent`);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
     }
     const status = response.status;
     if (text === null) throw new ConnectionError(`${at} answered more than ${this.maxResponseBytes} bytes (HTTP ${status}); the tasks may or may not have been sent`);
