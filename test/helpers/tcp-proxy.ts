@@ -8,6 +8,8 @@ export interface TcpProxy {
   readonly port: number;
   /** Connections accepted so far. */
   readonly accepted: number;
+  /** Connections closed at once because the proxy was down. */
+  readonly refused: number;
   /** Existing connections stop forwarding in both directions (sockets stay open); new ones work. */
   freezeExisting(): void;
   /** While down, open connections are cut and new ones closed at once (an unreachable broker). */
@@ -15,16 +17,27 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+export interface TcpProxyOptions {
+  /** Written to `log` with each connection: `<name> accepted` or `<name> refused`. */
+  name?: string;
+  /** Shared by several proxies, it shows the order clients tried them in. */
+  log?: string[];
+}
+
+export async function startTcpProxy(target: { host: string; port: number }, options: TcpProxyOptions = {}): Promise<TcpProxy> {
   const pairs = new Set<{ client: net.Socket; upstream: net.Socket; frozen: boolean }>();
   let accepted = 0;
+  let refused = 0;
   let down = false;
   const server = net.createServer((client) => {
     if (down) {
+      refused++;
+      options.log?.push(`${options.name ?? "proxy"} refused`);
       client.destroy();
       return;
     }
     accepted++;
+    options.log?.push(`${options.name ?? "proxy"} accepted`);
     const upstream = net.connect(target.port, target.host);
     const pair = { client, upstream, frozen: false };
     pairs.add(pair);
@@ -47,6 +60,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     port: (server.address() as net.AddressInfo).port,
     get accepted() {
       return accepted;
+    },
+    get refused() {
+      return refused;
     },
     setDown(value: boolean) {
       down = value;
