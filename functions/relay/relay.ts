@@ -111,7 +111,10 @@ async function decide(record: SQSRecord, deps: RelayDeps, log: Record<string, un
       return "forwarded";
     }
     await deps.broker.publish(message);
-    if (deps.park && !forwarded) await deps.park.transport.publish(message);
+    // Without trusted forwarders the scheduler's hand-back (marked broadcast) cannot be told from
+    // a sender's claim; either way it has been broadcast now, and sending it to the scheduler again
+    // would bounce it back for ever. An untrusted claim only skips deleting the sender's own schedules.
+    if (deps.park && !forwarded && stage !== "broadcast") await deps.park.transport.publish(message);
     deps.logger.info("revoke broadcast", log);
     // Revoked where it takes effect: here once broadcast to the workers; a revoke handed to the
     // scheduler is reported by it (a deleted schedule) or comes back here to be broadcast.
