@@ -1,7 +1,7 @@
 /**
  * @module
- * Relay Lambda: SQS event source → RabbitMQ. Config, clients and the AMQP connection live at module
- * scope so warm invocations reuse them; partial batch responses come from Powertools batch. Each
+ * Relay Lambda: SQS event source → the Celery broker (RabbitMQ, or Redis for a `redis://` URL).
+ * Config, clients and the broker connection live at module scope so warm invocations reuse them; partial batch responses come from Powertools batch. Each
  * invocation prints its counts as EMF (Powertools Metrics) and, with an event bus, puts its
  * lifecycle events once the batch is done.
  */
@@ -10,11 +10,11 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { AmqpTransport } from "../../sdk/transports/amqp.js";
 import { SqsTransport } from "../../sdk/transports/sqs.js";
 import { fetchBrokerUrl } from "../shared/broker-url.js";
 import { relayConfig } from "../shared/config.js";
 import { EventBusPublisher, LifecycleBatch } from "../shared/lifecycle-events.js";
+import { relayBroker } from "./broker.js";
 import { isPoison, Mutex, relayRecord, type RelayAction, type RelayDeps } from "./relay.js";
 
 const config = relayConfig();
@@ -53,7 +53,7 @@ function loadDeps(): Promise<RelayDeps> {
   deps = (async (): Promise<RelayDeps> => {
     const url = config.brokerUrl ?? (await fetchBrokerUrl(config.brokerSecretArn!));
     return {
-      broker: new AmqpTransport({ url }),
+      broker: relayBroker(url, { transportOptions: config.brokerTransportOptions, warn: (m) => logger.warn(m) }),
       policy: config.policy,
       trustedForwarders: config.trustedForwarders,
       forceMandatory: config.forceMandatory,

@@ -2,6 +2,8 @@
  * @module
  * The only place the functions read `process.env`. Read once per container, at module scope.
  */
+import { ConfigurationError } from "../../sdk/errors.js";
+import { redisLayout, type RedisTransportOptions } from "../../sdk/transports/redis-wire.js";
 import { DEFAULT_LEAD_SECONDS, DEFAULT_PARK_THRESHOLD_SECONDS } from "../../sdk/wire/parking.js";
 import { DEFAULT_RETRY_BACKOFF, RELAY_ENV as R, SCHEDULER_ENV as S } from "./environment.js";
 import { policyFromEnv, type ResolvedPolicy } from "./policy.js";
@@ -11,6 +13,11 @@ export interface RelayConfig {
   brokerSecretArn: string | undefined;
   /** …a plain URL (local runs and tests only). */
   brokerUrl: string | undefined;
+  /**
+   * The workers' `broker_transport_options` for a `redis://` broker (`BROKER_TRANSPORT_OPTIONS`,
+   * JSON), checked at cold start; undefined: kombu's defaults.
+   */
+  brokerTransportOptions: RedisTransportOptions | undefined;
   /** What senders may publish (`RELAY_POLICY`, JSON; unset: the default policy). */
   policy: ResolvedPolicy;
   /**
@@ -91,6 +98,30 @@ function principals(env: Env, name: string): string[] {
   return parsed as string[];
 }
 
+/** Longest `BROKER_TRANSPORT_OPTIONS` read: a few options, never a document. */
+const MAX_TRANSPORT_OPTIONS_CHARS = 4096;
+
+/**
+ * `BROKER_TRANSPORT_OPTIONS`: a JSON object of kombu's Redis transport options, checked as the
+ * Redis transport will use them, so a bad value stops the cold start instead of every record.
+ */
+function transportOptions(env: Env, name: string): RedisTransportOptions | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = raw.length <= MAX_TRANSPORT_OPTIONS_CHARS ? JSON.parse(raw) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigurationError(`environment variable ${name} must be a JSON object of at most ${MAX_TRANSPORT_OPTIONS_CHARS} characters (kombu's broker_transport_options)`);
+  }
+  const options = parsed as RedisTransportOptions;
+  redisLayout(options, 0); // throws ERR_INVALID_OPTION naming the option
+  return options;
+}
+
 export function relayConfig(env: Env = process.env): RelayConfig {
   if (env.ALLOWED_EXCHANGES) {
     throw new Error("ALLOWED_EXCHANGES is replaced by RELAY_POLICY (see docs/deploy.md, \"Relay policy\")");
@@ -99,6 +130,7 @@ export function relayConfig(env: Env = process.env): RelayConfig {
   return {
     brokerSecretArn: env[R.brokerSecretArn] || undefined,
     brokerUrl: env[R.brokerUrl] || undefined,
+    brokerTransportOptions: transportOptions(env, R.brokerTransportOptions),
     policy: policyFromEnv(env[R.policy]),
     trustedForwarders: principals(env, R.trustedForwarders),
     intakeQueueUrl: env[R.intakeQueueUrl] || undefined,

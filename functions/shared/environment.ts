@@ -17,6 +17,11 @@ export const RELAY_ENV = {
   brokerSecretArn: "BROKER_SECRET_ARN",
   /** Local runs and tests only: a plain broker URL instead of a secret. */
   brokerUrl: "BROKER_URL",
+  /**
+   * The workers' `broker_transport_options` as JSON, for a `redis://` broker (kombu's names:
+   * `global_keyprefix`, `sep`, `priority_steps`, `fanout_prefix`, …); unset: kombu's defaults.
+   */
+  brokerTransportOptions: "BROKER_TRANSPORT_OPTIONS",
   policy: "RELAY_POLICY",
   trustedForwarders: "TRUSTED_FORWARDERS",
   intakeQueueUrl: "INTAKE_QUEUE_URL",
@@ -51,6 +56,8 @@ export const SCHEDULER_ENV = {
 /** What the relay needs; JSON-valued fields are already JSON (the construct may hold tokens in them). */
 export interface RelayEnvironment {
   brokerSecretArn: string;
+  /** Omitted when the construct has no `brokerTransportOptions`. */
+  brokerTransportOptionsJson?: string;
   policyJson: string;
   trustedForwardersJson: string;
   intakeQueueUrl: string;
@@ -80,6 +87,7 @@ export interface SchedulerEnvironment {
 export function relayEnvironment(e: RelayEnvironment): Record<string, string> {
   return {
     [RELAY_ENV.brokerSecretArn]: e.brokerSecretArn,
+    ...(e.brokerTransportOptionsJson === undefined ? {} : { [RELAY_ENV.brokerTransportOptions]: e.brokerTransportOptionsJson }),
     [RELAY_ENV.policy]: e.policyJson,
     [RELAY_ENV.trustedForwarders]: e.trustedForwardersJson,
     [RELAY_ENV.intakeQueueUrl]: e.intakeQueueUrl,

@@ -117,7 +117,8 @@ export const DEFAULT_RELAY_POLICY: RelayPolicy = Object.freeze<RelayPolicy>({
 
 /**
  * Destinations no policy can open: Celery's control plane (pidbox broadcast and reply exchanges,
- * worker mailboxes), its event stream, and RabbitMQ's built-in exchanges. Only a revoke of exactly
+ * worker mailboxes), its event stream, RabbitMQ's built-in exchanges, and on Redis the keys kombu
+ * and the result backend keep. Only a revoke of exactly
  * Celery's shape reaches `celery.pidbox`, checked elsewhere.
  */
 export function controlPlaneReason(exchange: string, routingKey: string): string | null {
@@ -127,8 +128,17 @@ export function controlPlaneReason(exchange: string, routingKey: string): string
   if (exchange === "" && (routingKey.endsWith(".pidbox") || routingKey.startsWith("celeryev.") || routingKey.startsWith("amq."))) {
     return "a Celery control, event or broker-owned queue";
   }
+  // On a Redis broker a queue is a key: these are kombu's own (binding sets, the unacked hash, its
+  // index and mutex) and the result backend's, which a push would break for the whole fleet.
+  if (exchange.startsWith("_kombu.")) return "kombu's Redis binding table";
+  if (exchange === "" && (REDIS_OWNED_KEYS.has(routingKey) || REDIS_OWNED_PREFIXES.some((p) => routingKey.startsWith(p)))) {
+    return "a key kombu or the result backend keeps on a Redis broker";
+  }
   return null;
 }
+
+const REDIS_OWNED_KEYS: ReadonlySet<string> = new Set(["unacked", "unacked_index", "unacked_mutex"]);
+const REDIS_OWNED_PREFIXES: readonly string[] = ["_kombu.", "celery-task-meta-", "celery-taskset-meta-", "chord-unlock-"];
 
 const NAME = /^[A-Za-z0-9._:\-]{1,255}$/;
 const CONTENT_TYPES: readonly string[] = ["application/json", "application/x-yaml", "application/x-msgpack"];

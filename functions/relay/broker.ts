@@ -1,0 +1,35 @@
+/**
+ * @module
+ * The relay's broker, chosen by the URL's scheme as Celery chooses its transport: RabbitMQ
+ * (`amqp://`, `amqps://`, a failover list) or a kombu Redis broker (`redis://`, `rediss://`), where
+ * the relay writes the same message kombu's Redis transport would, under the workers' transport
+ * options (`global_keyprefix`, `sep`, `priority_steps`, fanout prefix).
+ */
+import { ConfigurationError } from "../../sdk/errors.js";
+import type { Transport } from "../../sdk/transport.js";
+import { AmqpTransport } from "../../sdk/transports/amqp.js";
+import { RedisTransport } from "../../sdk/transports/redis.js";
+import type { RedisTransportOptions } from "../../sdk/transports/redis-wire.js";
+
+export interface RelayBrokerOptions {
+  /** The workers' `broker_transport_options`; only a Redis broker uses them. @default kombu's defaults */
+  transportOptions?: RedisTransportOptions;
+  /** Told once when options are given for a broker that does not use them. */
+  warn?: (message: string) => void;
+}
+
+const REDIS_SCHEME = /^rediss?:\/\//i;
+
+/** Whether the URL names a Redis broker (the scheme only; the URL itself is checked by the transport). */
+export const isRedisBrokerUrl = (url: string): boolean => REDIS_SCHEME.test(url.trim());
+
+export function relayBroker(url: string, options: RelayBrokerOptions = {}): Transport {
+  const text = url.trim();
+  if (isRedisBrokerUrl(text)) {
+    // kombu's Redis transport takes one server; a list would be read as a database named "0;redis:".
+    if (/;\s*[a-z][a-z0-9+.-]*:\/\//i.test(text)) throw new ConfigurationError("a redis:// broker URL names one server (failover lists are for amqp://)", { code: "ERR_INVALID_OPTION" });
+    return new RedisTransport({ url: text, transportOptions: options.transportOptions, clientName: "celery-edge:relay" });
+  }
+  if (options.transportOptions !== undefined) options.warn?.("BROKER_TRANSPORT_OPTIONS is set but the broker is not redis://: the options are ignored");
+  return new AmqpTransport({ url: text });
+}
