@@ -7,6 +7,7 @@
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { Celery as UniversalCelery, CeleryError, ConfigurationError, ConnectionError, TimeoutError, type TaskMessage, type Transport } from "../../sdk/index.js";
+import { brokerUrlFromSecret } from "../../functions/shared/broker-url.js";
 import { Celery } from "../../sdk/node.js";
 import { AmqpTransport } from "../../sdk/transports/amqp.js";
 import { amqpEndpoints } from "../../sdk/transports/amqp-url.js";
@@ -80,6 +81,13 @@ describe("splitting a broker setting into URLs", () => {
     const endpoints = amqpEndpoints("pyamqp://u:hunter2@h1:5672//;amqps://u:hunter2@h2:5671/v", 7);
     expect(endpoints.map((e) => e.url)).toEqual(["amqp://u:hunter2@h1:5672//?heartbeat=7", "amqps://u:hunter2@h2:5671/v?heartbeat=7"]);
     expect(endpoints.map((e) => e.where)).toEqual(["pyamqp://h1:5672//", "amqps://h2:5671/v"]);
+  });
+
+  it("reads several hosts from the relay's broker secret, bare or as {url}", () => {
+    const list = "amqps://u:p@h1:5671;amqps://u:p@h2:5671";
+    for (const secret of [list, JSON.stringify({ url: list })]) {
+      expect(amqpEndpoints(brokerUrlFromSecret(secret), 30).map((e) => e.where)).toEqual(["amqps://h1:5671", "amqps://h2:5671"]);
+    }
   });
 
   it("refuses a host that is not amqp://, amqps:// or pyamqp://, naming it without its password", () => {
