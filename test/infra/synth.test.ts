@@ -82,8 +82,10 @@ beforeAll(async () => {
     });
     template = JSON.parse(await readFile(join(outdir, `${STACK}.template.json`), "utf8"));
   } catch (err) {
-    const e = err as { message: string; stderr?: string };
-    synthFailure = `${e.message}\n${e.stderr ?? ""}`.slice(0, 8000);
+    // A synth killed by its timeout (a loaded machine) says so, with how long it ran.
+    const e = err as { message: string; stderr?: string; signal?: string | null };
+    const ended = e.signal ? `killed by ${e.signal} after ${((Date.now() - started) / 1000).toFixed(1)} s` : `failed after ${((Date.now() - started) / 1000).toFixed(1)} s`;
+    synthFailure = `${ended}: ${e.message}\n${e.stderr ?? ""}`.slice(0, 8000);
   }
   synthMillis = Date.now() - started;
 }, 120_000);
