@@ -23,13 +23,13 @@ import {
 import { backendFor, transportFor, type BackendFactories, type TransportFactories } from "./registry.js";
 import { revokeMessage, type RevokeOptions } from "./revoke.js";
 import { AsyncResult, type GetOptions, type ResultHost, type ResultWaiting } from "./result.js";
-import { Router, type Routes, type RoutingDefaults } from "./routing.js";
+import { createRouter, type Routes, type RoutingDefaults } from "./routing.js";
 import { PyTuple } from "./serializers/python-values.js";
 import { serializerMap } from "./serializers/registry.js";
 import type { Serializer } from "./serializers/serializer.js";
 import type { PublishOptions, Transport } from "./transport.js";
 import type { WarningHandler } from "./warnings.js";
-import { checkFailoverStrategy, splitBrokerUrls, type BrokerFailoverStrategy } from "./transports/failover.js";
+import type { BrokerFailoverStrategy } from "./transports/failover.js";
 
 export interface CeleryOptions extends RoutingDefaults {
   /**
@@ -155,7 +155,6 @@ export class Celery {
     if (!isBrokerUrl(options.broker) && typeof options.broker?.publish !== "function") {
       throw new ConfigurationError("broker must be a URL string or a Transport (or a list of URL strings)");
     }
-    const failoverStrategy = checkFailoverStrategy(options.brokerFailoverStrategy);
     checkSendOptions({
       serializer: options.serializer,
       compression: options.compression,
@@ -168,11 +167,11 @@ export class Celery {
     // Built now so a bad URL fails here; the transport connects lazily on the first publish.
     this.brokerTransport =
       isBrokerUrl(options.broker)
-        ? transportFor(options.broker, options.transports, { failoverStrategy, transportOptions: options.brokerTransportOptions, routing: options, onWarning: options.onWarning })
+        ? transportFor(options.broker, options.transports, { failoverStrategy: options.brokerFailoverStrategy, transportOptions: options.brokerTransportOptions, routing: options, onWarning: options.onWarning })
         : options.broker;
     this.defaults = {
       ...options,
-      router: new Router(options.routes, options),
+      router: createRouter(options.routes, options),
       serializers: serializerMap(options.serializers),
       replyTo: this.oid,
       origin: options.origin ?? defaultOrigin(),
@@ -265,8 +264,9 @@ export class Celery {
           ? backendFor(
               b,
               {
-                brokerUrl: isBrokerUrl(this.options.broker) ? splitBrokerUrls(this.options.broker).join(";") : undefined,
-                brokerFailoverStrategy: checkFailoverStrategy(this.options.brokerFailoverStrategy),
+                // The backend splits and checks them, as the transport did.
+                brokerUrl: isBrokerUrl(this.options.broker) ? [this.options.broker].flat().join(";") : undefined,
+                brokerFailoverStrategy: this.options.brokerFailoverStrategy,
                 replyTo: this.oid,
                 resultSerializer: this.options.resultSerializer,
                 resultAccept: this.options.resultAccept,

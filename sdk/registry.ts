@@ -11,7 +11,7 @@ import type { ResultBackend } from "./backends/backend.js";
 import type { Serializers } from "./serializers/registry.js";
 import type { RoutingDefaults } from "./routing.js";
 import type { WarningHandler } from "./warnings.js";
-import { splitBrokerUrls, type BrokerFailoverStrategy } from "./transports/failover.js";
+import { BROKER_URL_SEPARATOR, type BrokerFailoverStrategy } from "./transports/failover.js";
 
 export interface BackendContext {
   /** The app's broker URL, for backends (rpc://) that reuse the broker; several hosts joined by `;`, as Celery writes them. */
@@ -66,19 +66,17 @@ function factoryFor<F>(url: string, what: keyof typeof NODE_ONLY, factories: Rea
 
 /**
  * The transport of a broker URL, or of several (`"amqp://h1//;amqp://h2//"` or a list, as Celery
- * takes them): one transport for all, which gets them joined by `;` and tries them in turn. Every
- * URL must resolve to the same transport (amqp://, amqps:// and pyamqp:// do); a mix is refused.
+ * takes them): one transport for all, which gets them joined by `;`, splits and checks them, and
+ * tries them in turn. Every URL must resolve to the same transport (amqp://, amqps:// and
+ * pyamqp:// do); a mix is refused.
  */
 export function transportFor(broker: string | readonly string[], factories: TransportFactories | undefined, context?: TransportContext): Transport {
-  const urls = splitBrokerUrls(broker);
-  const factory = factoryFor(urls[0]!, "broker", factories);
-  for (const url of urls.slice(1)) {
-    if (factoryFor(url, "broker", factories) !== factory) {
-      const scheme = (u: string): string => /^[^:]*/.exec(u)![0].toLowerCase();
-      throw new ConfigurationError(`broker URLs must all be of one kind: ${scheme(urls[0]!)}:// and ${scheme(url)}:// are served by different transports`);
-    }
+  const url = [broker].flat().join(";");
+  const factory = factoryFor(url, "broker", factories);
+  for (const other of url.split(BROKER_URL_SEPARATOR).slice(1)) {
+    if (factoryFor(other.trim(), "broker", factories) !== factory) throw new ConfigurationError("broker URLs must all be served by one transport (one scheme family)");
   }
-  return factory(urls.length === 1 ? urls[0]! : urls.join(";"), context);
+  return factory(url, context);
 }
 
 export const backendFor = (url: string, context: BackendContext, factories: BackendFactories | undefined): ResultBackend =>

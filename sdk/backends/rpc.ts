@@ -89,7 +89,7 @@ export class RpcBackend implements ResultBackend {
     this.expiresMs = Math.round((options.expires ?? 86_400) * 1000);
     this.connection = new AmqpConnection<Session>({
       endpoints,
-      failoverStrategy: checkFailoverStrategy(options.failoverStrategy, "failoverStrategy"),
+      failoverStrategy: checkFailoverStrategy(options.failoverStrategy),
       neededFor: "the rpc:// result backend",
       purpose: " for rpc:// results",
       connectTimeout: options.connectTimeout ?? 10_000,

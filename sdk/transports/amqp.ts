@@ -140,7 +140,7 @@ export class AmqpTransport implements Transport {
     this.onWarning = options.onWarning ?? warnOnConsole;
     this.connection = new AmqpConnection<Session>({
       endpoints: amqpEndpoints(options.url, options.heartbeat ?? 30),
-      failoverStrategy: checkFailoverStrategy(options.failoverStrategy, "failoverStrategy"),
+      failoverStrategy: checkFailoverStrategy(options.failoverStrategy),
       neededFor: "an amqp:// broker",
       connectTimeout: this.connectTimeout,
       idleProbeAfterMs: options.idleProbeAfterMs ?? 5_000,

@@ -23,7 +23,7 @@ export function splitBrokerUrls(urls: string | readonly string[], what = "broker
   const out: string[] = [];
   for (const entry of list) {
     if (typeof entry !== "string") throw new ConfigurationError(`${what} list holds a ${entry === null ? "null" : typeof entry}, not a URL string`);
-    out.push(...entry.split(SEPARATOR).map((part) => part.trim()));
+    out.push(...entry.split(BROKER_URL_SEPARATOR).map((part) => part.trim()));
   }
   if (out.length === 1) return out;
   // Positions only: the text around an empty entry may hold a password.
@@ -32,14 +32,18 @@ export function splitBrokerUrls(urls: string | readonly string[], what = "broker
   return out;
 }
 
-const SEPARATOR = /;(?=\s*(?:[a-z][a-z0-9+.-]*:\/\/|$))/i;
+/** A `;` that starts another URL (or ends the text): Celery's separator, never one inside a password. */
+export const BROKER_URL_SEPARATOR = /;(?=\s*(?:[a-z][a-z0-9+.-]*:\/\/|$))/i;
 
 /** Celery's `broker_failover_strategy` names (kombu's `failover_strategies`). */
 export type BrokerFailoverStrategy = "round-robin" | "shuffle";
 
 const STRATEGIES: readonly BrokerFailoverStrategy[] = ["round-robin", "shuffle"];
 
-/** The strategy, or a ConfigurationError naming the option and the value. */
+/**
+ * The strategy, or a ConfigurationError naming the value. Checked by the transports and backends
+ * that use it (Node only), which the app builds when it is made: edge bundles never carry this.
+ */
 export function checkFailoverStrategy(value: unknown, option = "brokerFailoverStrategy"): BrokerFailoverStrategy {
   if (value === undefined) return "round-robin";
   if (typeof value === "string" && (STRATEGIES as readonly string[]).includes(value)) return value as BrokerFailoverStrategy;
