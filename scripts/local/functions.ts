@@ -16,6 +16,7 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { relayEnvironment, schedulerEnvironment, RELAY_ENV } from "../../functions/shared/environment.js";
 import type { RelayPolicy } from "../../functions/shared/policy.js";
+import type { RedisTransportOptions } from "../../sdk/transports/redis-wire.js";
 import { startSchedulerStandIn, type SchedulerStandIn } from "../../test/fixtures/scheduler-standin.js";
 import { LOCAL_CREDENTIALS, LOCAL_REGION, credentialsFor, sqsClientConfig, type CreatedQueue, type SqsEmulator } from "./fauxqs.js";
 import { startSqsEventSource, type SqsEventSource } from "./sqs-event-source.js";
@@ -54,6 +55,8 @@ export interface HandledRecord {
 export interface LocalFunctionsOptions {
   readonly sqs: SqsEmulator;
   readonly brokerUrl: string;
+  /** The relay's BROKER_TRANSPORT_OPTIONS for a redis:// broker (the workers' `broker_transport_options`). @default none */
+  readonly brokerTransportOptions?: RedisTransportOptions;
   readonly policy: RelayPolicy;
   /** The relay's intake queue (with its DLQ). */
   readonly intake: CreatedQueue;
@@ -110,6 +113,7 @@ export async function startLocalFunctions(options: LocalFunctionsOptions): Promi
 
   Object.assign(process.env, relayEnvironment({
     brokerSecretArn: "",
+    ...(options.brokerTransportOptions ? { brokerTransportOptionsJson: JSON.stringify(options.brokerTransportOptions) } : {}),
     policyJson,
     trustedForwardersJson,
     intakeQueueUrl: options.intake.url,
