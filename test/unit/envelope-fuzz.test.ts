@@ -635,7 +635,6 @@ async function fuzz(inputs: fc.Arbitrary<string>): Promise<Tally> {
 
 function report(name: string, tally: Tally): void {
   const actions = Object.entries(tally.actions).map(([a, n]) => `${n} ${a}`).join(", ") || "none relayed";
-  console.info(`known ${(globalThis as any).known}`);
   console.info(
     `[fuzz] envelope, ${name}: ${RUNS} cases (seed ${SEED}): ${actions}; ${tally.refusals} refused with a typed error ` +
       `(${tally.reasons.size} distinct reasons), slowest ${tally.slowest.toFixed(1)} ms, heap kept +${(tally.keptHeap / 2 ** 20).toFixed(1)} MB at most`,
