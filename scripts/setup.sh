@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 PYTHON=/usr/bin/python3
-PYTHON_PACKAGES=(python3-celery python3-msgpack python3-yaml python3-redis)
+PYTHON_PACKAGES=(python3-celery python3-msgpack python3-yaml python3-redis python3-boto3 python3-pycurl)
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'ci: %s\n' "$*" >&2; exit 1; }
@@ -67,7 +67,7 @@ ensure_python_celery() {
     # Stale package lists point at files the mirror no longer has: refresh once and retry.
     apt_install || { apt-get -o DPkg::Lock::Timeout=600 update && apt_install; }
   fi
-  "$PYTHON" -c 'import celery, redis, msgpack, yaml' || die "$PYTHON cannot import celery, redis, msgpack, yaml"
+  "$PYTHON" -c 'import celery, redis, msgpack, yaml, boto3, pycurl' || die "$PYTHON cannot import celery, redis, msgpack, yaml, boto3, pycurl"
 }
 
 
