@@ -33,3 +33,14 @@ export function relayBroker(url: string, options: RelayBrokerOptions = {}): Tran
   if (options.transportOptions !== undefined) options.warn?.("BROKER_TRANSPORT_OPTIONS is set but the broker is not redis://: the options are ignored");
   return new AmqpTransport({ url: text });
 }
+
+/**
+ * The relay's park threshold for this broker. A Redis worker holding a task for its ETA longer than
+ * kombu's `visibility_timeout` has it given out again (it runs twice), so on Redis the relay parks
+ * every task due later than half of it (a task it publishes at the threshold is held that long at
+ * most, leaving the rest for clock skew); RabbitMQ holds a task as long as needed.
+ */
+export function parkThresholdFor(broker: Transport, configuredSeconds: number): number {
+  if (!(broker instanceof RedisTransport)) return configuredSeconds;
+  return Math.min(configuredSeconds, Math.floor(broker.layout.visibilityTimeout / 2));
+}

@@ -14,7 +14,7 @@ import { SqsTransport } from "../../sdk/transports/sqs.js";
 import { fetchBrokerUrl } from "../shared/broker-url.js";
 import { relayConfig } from "../shared/config.js";
 import { EventBusPublisher, LifecycleBatch } from "../shared/lifecycle-events.js";
-import { relayBroker } from "./broker.js";
+import { parkThresholdFor, relayBroker } from "./broker.js";
 import { isPoison, Mutex, relayRecord, type RelayAction, type RelayDeps } from "./relay.js";
 
 const config = relayConfig();
@@ -52,8 +52,13 @@ function loadDeps(): Promise<RelayDeps> {
   if (deps) return deps;
   deps = (async (): Promise<RelayDeps> => {
     const url = config.brokerUrl ?? (await fetchBrokerUrl(config.brokerSecretArn!));
+    const broker = relayBroker(url, { transportOptions: config.brokerTransportOptions, warn: (m) => logger.warn(m) });
+    const thresholdSeconds = park ? parkThresholdFor(broker, park.thresholdSeconds) : 0;
+    if (park && thresholdSeconds < park.thresholdSeconds) {
+      logger.info("parking tasks due later than half the Redis workers' visibility_timeout", { parkThresholdSeconds: thresholdSeconds });
+    }
     return {
-      broker: relayBroker(url, { transportOptions: config.brokerTransportOptions, warn: (m) => logger.warn(m) }),
+      broker,
       policy: config.policy,
       trustedForwarders: config.trustedForwarders,
       forceMandatory: config.forceMandatory,
@@ -61,7 +66,7 @@ function loadDeps(): Promise<RelayDeps> {
       backoff: changeVisibility,
       retry: config.retry,
       solo: new Mutex(),
-      ...(park ? { park } : {}),
+      ...(park ? { park: { ...park, thresholdSeconds } } : {}),
     };
   })().catch((err) => {
     deps = undefined; // a failed secret fetch is retried on the next invocation

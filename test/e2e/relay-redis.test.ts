@@ -54,7 +54,7 @@ let worker: CeleryWorker;
 const joined: CeleryWorker[] = [];
 /** Through the relay; countdowns up to the threshold wait in SQS, further ETAs are parked. */
 let viaRelay: Celery;
-/** Through the relay with no SQS delay: the worker holds the task for its countdown. */
+/** Through the relay with no SQS delay: the relay decides whether a worker may hold the task. */
 let heldViaRelay: Celery;
 /** Straight to Redis, as a Python producer would send. */
 let direct: Celery;
@@ -150,6 +150,23 @@ describe("far-ETA tasks on a Redis fleet", () => {
     // The fleet is one worker again for the tests below, which look at its logs.
     await joiner.stop();
   }, 90_000);
+
+  it("parks a task due later than half the workers' visibility_timeout even when it reaches the relay at once, and publishes it near its ETA", async () => {
+    // Prepare: due in 8 s, above the relay's Redis threshold (half of 3 s), below the scheduler's.
+    const eta = Date.now() + 8_000;
+    const r = await heldViaRelay.sendTask("tasks.record", { args: ["held-back"], eta: new Date(eta) });
+
+    // Act: the relay hands it to the scheduler function, which sends it back with an SQS delay.
+    expect(await until(() => functions.handled.some((h) => h.fn === "scheduler" && h.body.includes(r.id)), 5_000)).toBe(true);
+    await new Promise((res) => setTimeout(res, Math.max(0, eta - 3_000 - Date.now())));
+    const receivedEarly = received(worker, r.id);
+    const rec = await log.waitForTask(r.id, 20_000);
+
+    // Assess: not in any worker's hands 3 s before its ETA; run once, on time.
+    expect(receivedEarly).toBe(0);
+    expect(rec.started_at * 1000).toBeGreaterThanOrEqual(eta - 5);
+    expect(received(worker, r.id)).toBe(1);
+  }, 30_000);
 });
 
 describe("relayed tasks run on the Redis fleet", () => {
@@ -217,15 +234,15 @@ describe("the policy on a Redis fleet", () => {
 
 describe("revokes reach the Redis fleet", () => {
   it("revokes, from the SDK through the relay, a task the worker holds for its ETA", async () => {
-    // Prepare: a task the worker receives now and holds for 8 s.
-    const held = await heldViaRelay.sendTask("tasks.record", { args: ["to-revoke"], countdown: 8 });
+    // Prepare: a task the worker receives now and holds for 8 s (sent straight: the relay would park it).
+    const held = await direct.sendTask("tasks.record", { args: ["to-revoke"], countdown: 8 });
     expect(await until(() => received(worker, held.id) === 1, 10_000)).toBe(true);
 
     // Act: revoke it the way any producer does, through the intake queue.
     await viaRelay.revoke(held.id);
     expect(await until(() => worker.logs().includes(`revoked: ${held.id}`), 15_000)).toBe(true);
     // A marker due after it: once it has run, the revoked task's ETA has passed too.
-    const marker = await heldViaRelay.sendTask("tasks.record", { args: ["marker"], countdown: 9 });
+    const marker = await direct.sendTask("tasks.record", { args: ["marker"], countdown: 9 });
     await log.waitForTask(marker.id, 30_000);
 
     // Assess
