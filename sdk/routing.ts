@@ -116,66 +116,73 @@ export function queueSettings(spec: QueueSpec): { durable: boolean; arguments?: 
   return args ? { durable, arguments: args } : { durable };
 }
 
-export class Router {
-  // Assigned in the constructor (`declare`: no class-field definition in the bundle).
-  declare private readonly rules: Array<(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>) => Route | null>;
-  declare private readonly defaults: Required<Omit<RoutingDefaults, "queues">> & { queues: Record<string, QueueSpec> };
-  private readonly declarations = new Map<string, QueueDeclaration>();
-  /** Each `queues` entry as it would be declared, checked when the app is made. */
-  private readonly settings = new Map<string, ReturnType<typeof queueSettings>>();
+/** Resolves where each task goes: `task_routes`, then the queues and defaults. */
+export interface Router {
+  /**
+   * `given` holds what the call and task set (unset = undefined). Returns the publish target and
+   * the priority default Celery ends up with.
+   */
+  resolve(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, given: Route): Destination & { priority?: number };
+}
 
-  constructor(routes: Routes | undefined, defaults: RoutingDefaults = {}) {
-    const defaultQueue = defaults.defaultQueue ?? "celery";
-    this.defaults = {
-      defaultQueue,
-      defaultExchange: defaults.defaultExchange ?? defaultQueue,
-      defaultExchangeType: defaults.defaultExchangeType ?? "direct",
-      defaultRoutingKey: defaults.defaultRoutingKey ?? defaultQueue,
-      queues: defaults.queues ?? {},
-      createMissingQueues: defaults.createMissingQueues ?? true,
-    };
-    for (const [name, spec] of Object.entries(this.defaults.queues)) this.settings.set(name, queueSettings(spec));
-    this.rules = [];
-    const entries = routes === undefined ? [] : Array.isArray(routes) ? routes : [routes];
-    for (const entry of entries) {
-      if (typeof entry === "function") {
-        const fn = entry as RouterFn;
-        this.rules.push((n, a, k) => {
-          const r = fn(n, a, k);
-          return r ? normalise(r) : null;
-        });
-      } else if (Array.isArray(entry)) {
-        const [pattern, route] = entry as unknown as readonly [string | RegExp, Route | string];
-        const re = typeof pattern === "string" ? globToRegExp(pattern) : pattern;
-        this.rules.push((n) => (re.test(n) ? normalise(route) : null));
-      } else {
-        // Celery's MapRoute: exact names first, then patterns in order.
-        const map = entry as Record<string, Route | string>;
-        const patterns = Object.entries(map).map(([k, v]) => [globToRegExp(k), normalise(v)] as const);
-        this.rules.push((n) => {
-          const exact = map[n];
-          if (exact !== undefined) return normalise(exact);
-          for (const [re, r] of patterns) if (re.test(n)) return r;
-          return null;
-        });
-      }
+type Rule = (name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>) => Route | null;
+
+/** The rules of `task_routes`, in order; first match wins. */
+function rulesOf(routes: Routes | undefined): Rule[] {
+  const rules: Rule[] = [];
+  const entries = routes === undefined ? [] : Array.isArray(routes) ? routes : [routes];
+  for (const entry of entries) {
+    if (typeof entry === "function") {
+      const fn = entry as RouterFn;
+      rules.push((n, a, k) => {
+        const r = fn(n, a, k);
+        return r ? normalise(r) : null;
+      });
+    } else if (Array.isArray(entry)) {
+      const [pattern, route] = entry as unknown as readonly [string | RegExp, Route | string];
+      const re = typeof pattern === "string" ? globToRegExp(pattern) : pattern;
+      rules.push((n) => (re.test(n) ? normalise(route) : null));
+    } else {
+      // Celery's MapRoute: exact names first, then patterns in order.
+      const map = entry as Record<string, Route | string>;
+      const patterns = Object.entries(map).map(([k, v]) => [globToRegExp(k), normalise(v)] as const);
+      rules.push((n) => {
+        const exact = map[n];
+        if (exact !== undefined) return normalise(exact);
+        for (const [re, r] of patterns) if (re.test(n)) return r;
+        return null;
+      });
     }
   }
+  return rules;
+}
 
-  private lookup(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>): Route | null {
-    for (const rule of this.rules) {
-      const r = rule(name, args, kwargs);
-      if (r) return r;
-    }
-    return null;
-  }
+type ResolvedQueue = Required<Pick<QueueSpec, "exchange" | "exchangeType" | "routingKey">> & { settings?: ReturnType<typeof queueSettings> };
 
-  private queueSpec(name: string): Required<Pick<QueueSpec, "exchange" | "exchangeType" | "routingKey">> & { settings?: ReturnType<typeof queueSettings> } {
-    const spec = Object.hasOwn(this.defaults.queues, name) ? this.defaults.queues[name] : undefined;
-    if (spec === undefined && name === this.defaults.defaultQueue) {
-      return { exchange: this.defaults.defaultExchange, exchangeType: this.defaults.defaultExchangeType, routingKey: this.defaults.defaultRoutingKey };
+/**
+ * The app's router. Closures rather than a class: its state stays local, so a minifier renames it
+ * (class members keep their names in every edge bundle).
+ */
+export function createRouter(routes: Routes | undefined, defaults: RoutingDefaults = {}): Router {
+  const defaultQueue = defaults.defaultQueue ?? "celery";
+  const defaultExchange = defaults.defaultExchange ?? defaultQueue;
+  const defaultExchangeType = defaults.defaultExchangeType ?? "direct";
+  const defaultRoutingKey = defaults.defaultRoutingKey ?? defaultQueue;
+  const queues = defaults.queues ?? {};
+  const createMissingQueues = defaults.createMissingQueues ?? true;
+  /** One frozen declaration per queue, shared by every message to it: a batch then allocates none, and the AMQP transport can tell an already-declared queue by identity. */
+  const declarations = new Map<string, QueueDeclaration>();
+  /** Each `queues` entry as it would be declared, worked out when the app is made. */
+  const settings = new Map<string, ReturnType<typeof queueSettings>>();
+  for (const [name, spec] of Object.entries(queues)) settings.set(name, queueSettings(spec));
+  const rules = rulesOf(routes);
+
+  const queueSpec = (name: string): ResolvedQueue => {
+    const spec = Object.hasOwn(queues, name) ? queues[name] : undefined;
+    if (spec === undefined && name === defaultQueue) {
+      return { exchange: defaultExchange, exchangeType: defaultExchangeType, routingKey: defaultRoutingKey };
     }
-    if (spec === undefined && !this.defaults.createMissingQueues) {
+    if (spec === undefined && !createMissingQueues) {
       throw new ConfigurationError(`queue ${JSON.stringify(name)} is not in the app's queues and createMissingQueues is false`, {
         code: "ERR_INVALID_OPTION",
       });
@@ -184,16 +191,12 @@ export class Router {
       exchange: spec?.exchange ?? name,
       exchangeType: spec?.exchangeType ?? "direct",
       routingKey: spec?.routingKey ?? name,
-      ...(spec ? { settings: this.settings.get(name) } : {}),
+      ...(spec ? { settings: settings.get(name) } : {}),
     };
-  }
+  };
 
-  /**
-   * One frozen declaration per queue, shared by every message to it: a batch then allocates none,
-   * and the AMQP transport can tell an already-declared queue by identity.
-   */
-  private declaration(qname: string, queue: ReturnType<Router["queueSpec"]>): QueueDeclaration {
-    let d = this.declarations.get(qname);
+  const declaration = (qname: string, queue: ResolvedQueue): QueueDeclaration => {
+    let d = declarations.get(qname);
     if (d === undefined) {
       d = Object.freeze({
         queue: qname,
@@ -203,42 +206,41 @@ export class Router {
         ...(queue.settings && !queue.settings.durable ? { durable: false } : {}),
         ...(queue.settings?.arguments ? { arguments: queue.settings.arguments } : {}),
       });
-      this.declarations.set(qname, d);
+      declarations.set(qname, d);
     }
     return d;
-  }
+  };
 
-  /**
-   * `given` holds what the call and task set (unset = undefined). Returns the publish target and
-   * the priority default Celery ends up with.
-   */
-  resolve(name: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>, given: Route): Destination & { priority?: number } {
-    const route = this.lookup(name, args, kwargs);
-    // lpmerge: the call's set values win; the route fills the gaps.
-    const merged: Route = { ...(route ?? {}) };
-    for (const k of ["queue", "exchange", "routingKey", "priority"] as const) {
-      if (given[k] !== undefined) (merged as Record<string, unknown>)[k] = given[k];
-    }
-    // Celery keeps a `priority=None` only on the path where neither a route nor the default queue
-    // was merged in; on every other path lpmerge drops it and kombu's default 0 goes on the wire.
-    const keepsUnsetPriority = given.queue !== undefined && route === null;
-    const qname = merged.queue ?? this.defaults.defaultQueue;
-    const queue = this.queueSpec(qname);
-    let exchange = merged.exchange;
-    let routingKey = merged.routingKey;
-    if ((!exchange || !routingKey) && queue.exchangeType === "direct") {
-      exchange = "";
-      routingKey = qname;
-    } else if (exchange === undefined) {
-      exchange = queue.exchange || this.defaults.defaultExchange;
-      routingKey = routingKey || queue.routingKey || this.defaults.defaultRoutingKey;
-    }
-    return {
-      exchange,
-      routingKey: routingKey ?? "",
-      priority: merged.priority,
-      defaultPriority: keepsUnsetPriority ? undefined : 0,
-      declare: this.declaration(qname, queue),
-    };
-  }
+  return {
+    resolve(name, args, kwargs, given) {
+      let route: Route | null = null;
+      for (const rule of rules) if ((route = rule(name, args, kwargs))) break;
+      // lpmerge: the call's set values win; the route fills the gaps.
+      const merged: Route = { ...(route ?? {}) };
+      for (const k of ["queue", "exchange", "routingKey", "priority"] as const) {
+        if (given[k] !== undefined) (merged as Record<string, unknown>)[k] = given[k];
+      }
+      // Celery keeps a `priority=None` only on the path where neither a route nor the default queue
+      // was merged in; on every other path lpmerge drops it and kombu's default 0 goes on the wire.
+      const keepsUnsetPriority = given.queue !== undefined && route === null;
+      const qname = merged.queue ?? defaultQueue;
+      const queue = queueSpec(qname);
+      let exchange = merged.exchange;
+      let routingKey = merged.routingKey;
+      if ((!exchange || !routingKey) && queue.exchangeType === "direct") {
+        exchange = "";
+        routingKey = qname;
+      } else if (exchange === undefined) {
+        exchange = queue.exchange || defaultExchange;
+        routingKey = routingKey || queue.routingKey || defaultRoutingKey;
+      }
+      return {
+        exchange,
+        routingKey: routingKey ?? "",
+        priority: merged.priority,
+        defaultPriority: keepsUnsetPriority ? undefined : 0,
+        declare: declaration(qname, queue),
+      };
+    },
+  };
 }

@@ -66,15 +66,16 @@ function envCredentials(): AwsCredentials | undefined {
 
 export class SqsTransport implements Transport {
   readonly kind = "sqs";
-  // Assigned in the constructor (`declare`: no class-field definitions in every edge bundle).
+  // `declare`: assigned in the constructor, no class-field definition. The rest is `#private`,
+  // which a minifier renames (a TypeScript `private` keeps its name in every edge bundle).
   declare readonly queueUrl: string;
-  declare private readonly region: string;
-  declare private readonly endpoint: string;
-  declare private readonly maxDelaySeconds: number;
-  declare private readonly credentials: SqsRelayOptions["credentials"];
-  declare private readonly fetchFn: typeof fetch;
+  readonly #region: string;
+  readonly #endpoint: string;
+  readonly #maxDelaySeconds: number;
+  readonly #credentials: SqsRelayOptions["credentials"];
+  readonly #fetch: typeof fetch;
   /** Server clock minus ours, learnt from a clock-skew answer (the AWS SDK's `systemClockOffset`). */
-  private skew = 0;
+  #skew = 0;
 
   constructor(options: SqsRelayOptions) {
     let url: URL;
@@ -85,21 +86,21 @@ export class SqsTransport implements Transport {
     }
     this.queueUrl = options.queueUrl;
     const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-    this.endpoint = options.endpoint ?? env?.AWS_ENDPOINT_URL_SQS ?? url.origin;
+    this.#endpoint = options.endpoint ?? env?.AWS_ENDPOINT_URL_SQS ?? url.origin;
     // The region label of an AWS hostname (`sqs.<r>.amazonaws.com`, `sqs-fips.<r>…`, legacy
     // `<r>.queue.amazonaws.com`, `vpce-….sqs.<r>.vpce.amazonaws.com`, `….amazonaws.com.cn`,
     // `sqs.<r>.api.aws`), endpoint first. A plain-http endpoint is an emulator, which takes any
     // region. Signing for a guessed region fails every send with a 403, so anything else asks now.
     const region =
       options.region ??
-      /([a-z]+-[a-z-]+-\d+)\.[\w.]*aws\b/.exec(this.endpoint + " " + options.queueUrl)?.[1] ??
+      /([a-z]+-[a-z-]+-\d+)\.[\w.]*aws\b/.exec(this.#endpoint + " " + options.queueUrl)?.[1] ??
       env?.AWS_REGION ??
-      (/^http:/.test(this.endpoint) ? "us-east-1" : "");
-    if (!region) throw new ConfigurationError(`sqsRelay: no region in ${redact(this.endpoint)}; pass \`region\``);
-    this.region = region;
-    this.maxDelaySeconds = options.useDelaySeconds === false ? 0 : Math.min(options.maxDelaySeconds ?? SQS_MAX_DELAY_SECONDS, SQS_MAX_DELAY_SECONDS);
-    this.credentials = options.credentials;
-    this.fetchFn = options.fetch ?? ((...a) => globalThis.fetch(...a));
+      (/^http:/.test(this.#endpoint) ? "us-east-1" : "");
+    if (!region) throw new ConfigurationError(`sqsRelay: no region in ${redact(this.#endpoint)}; pass \`region\``);
+    this.#region = region;
+    this.#maxDelaySeconds = options.useDelaySeconds === false ? 0 : Math.min(options.maxDelaySeconds ?? SQS_MAX_DELAY_SECONDS, SQS_MAX_DELAY_SECONDS);
+    this.#credentials = options.credentials;
+    this.#fetch = options.fetch ?? ((...a) => globalThis.fetch(...a));
   }
 
   async publish(message: TaskMessage, options?: PublishOptions): Promise<PublishReceipt> {
@@ -122,7 +123,7 @@ export class SqsTransport implements Transport {
       }
       const toEta = Math.floor(msUntilEta(m.meta) / 1000);
       // A task beyond SQS's delay will be parked in Scheduler: refuse now what Scheduler would refuse later.
-      if (toEta > this.maxDelaySeconds && size + PARK_MARK_BYTES > SCHEDULER_MAX_INPUT_BYTES) {
+      if (toEta > this.#maxDelaySeconds && size + PARK_MARK_BYTES > SCHEDULER_MAX_INPUT_BYTES) {
         outcomes[index] = {
           ok: false,
           error: new PayloadTooLargeError(`far-ETA task ${m.meta.id} (${m.meta.name}) as a Scheduler Input`, size + PARK_MARK_BYTES, SCHEDULER_MAX_INPUT_BYTES),
@@ -130,7 +131,7 @@ export class SqsTransport implements Transport {
         return;
       }
       // Up to the ETA (the relay then publishes about a second early and the worker waits the rest).
-      const delay = toEta > 0 && toEta <= this.maxDelaySeconds ? toEta : 0;
+      const delay = toEta > 0 && toEta <= this.#maxDelaySeconds ? toEta : 0;
       entries.push({ index, size, request: { MessageBody: body, MessageAttributes: attrs, ...(delay ? { DelaySeconds: delay } : {}) } });
     });
     const batches: Entry[][] = [];
@@ -148,26 +149,26 @@ export class SqsTransport implements Transport {
     if (current.length) batches.push(current);
     // One deadline for the whole call (30 s unless given); the deprecated pair still adds up as it used to.
     const ms = options.timeout ?? (options.connectTimeout ?? 0) + (options.publishTimeout ?? 30_000);
-    await Promise.all(batches.map((b) => this.sendBatch(b, messages, outcomes, ms)));
+    await Promise.all(batches.map((b) => this.#sendBatch(b, messages, outcomes, ms)));
     return outcomes;
   }
 
-  private async resolveCredentials(): Promise<AwsCredentials> {
-    const creds = typeof this.credentials === "function" ? await this.credentials() : (this.credentials ?? envCredentials());
+  async #resolveCredentials(): Promise<AwsCredentials> {
+    const creds = typeof this.#credentials === "function" ? await this.#credentials() : (this.#credentials ?? envCredentials());
     if (!creds) throw new ConfigurationError("sqsRelay: no AWS credentials (pass `credentials`, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)");
     return creds;
   }
 
-  private async sendBatch(batch: Entry[], messages: readonly TaskMessage[], outcomes: PublishOutcome[], ms: number): Promise<void> {
+  async #sendBatch(batch: Entry[], messages: readonly TaskMessage[], outcomes: PublishOutcome[], ms: number): Promise<void> {
     const fail = (error: CeleryError): void => {
       for (const e of batch) outcomes[e.index] = { ok: false, error };
     };
     let sent: [Response, string];
     const signal = AbortSignal.timeout(ms);
     try {
-      const credentials = await this.resolveCredentials();
+      const credentials = await this.#resolveCredentials();
       const body = JSON.stringify({ QueueUrl: this.queueUrl, Entries: batch.map((e, i) => ({ Id: String(i), ...e.request })) });
-      sent = await this.send(credentials, body, signal);
+      sent = await this.#send(credentials, body, signal);
     } catch (err) {
       const call = `SQS SendMessageBatch to ${redact(this.queueUrl)}`;
       // A timeout is told by the signal, not by the runtime's abort error; SQS may have taken the batch by then.
@@ -209,13 +210,13 @@ export class SqsTransport implements Transport {
    * expired", "Signature not yet current", "RequestTimeTooSkewed"): signed again on the clock of
    * the answer's `Date`, which later sends keep using.
    */
-  private async send(credentials: AwsCredentials, body: string, signal: AbortSignal): Promise<[Response, string]> {
+  async #send(credentials: AwsCredentials, body: string, signal: AbortSignal): Promise<[Response, string]> {
     for (let attempt = 0, skewed = 0; ; attempt++) {
-      const headers = await signPost(this.endpoint, SEND_BATCH_HEADERS, body, credentials, this.region, "sqs", new Date(Date.now() + this.skew));
-      const response = await this.fetchFn(this.endpoint, { method: "POST", headers, body, signal });
+      const headers = await signPost(this.#endpoint, SEND_BATCH_HEADERS, body, credentials, this.#region, "sqs", new Date(Date.now() + this.#skew));
+      const response = await this.#fetch(this.#endpoint, { method: "POST", headers, body, signal });
       const text = await response.text();
       if (!skewed++ && /Signature [en]|Skew/.test(text)) {
-        this.skew = Date.parse(response.headers.get("date")!) - Date.now() || 0;
+        this.#skew = Date.parse(response.headers.get("date")!) - Date.now() || 0;
         continue;
       }
       if ((response.status !== 429 && response.status < 500) || attempt >= 2) return [response, text];
