@@ -115,6 +115,15 @@ function tableBytes(t: Record<string, HeaderValue>): number {
 /**
  * Everything RabbitMQ could answer with a channel error (which would fail every record in flight on
  * that channel) is checked here first, so a bad record fails alone.
+ *
+ * A Redis broker gets the same checks. It has no channel to close, but each rule still bounds what
+ * reaches the workers: names and property strings stay within what Python's producers can send
+ * (255 bytes; they become Redis keys and channels), the headers stay a bounded JSON document for
+ * every worker to parse, and the content type, compression and `replyTo` checks are the worker's,
+ * not the broker's. Two AMQP properties mean less on Redis and pass unchanged, as kombu's Redis
+ * producer stores them: `expiration` (kombu's Redis transport enforces no TTL; the task's `expires`
+ * header is what every worker honours) and `priority` (kombu takes 0-9 onto its priority steps,
+ * lower numbers first, the same numbers Python's producer sends).
  */
 export function checkForBroker(m: TaskMessage): void {
   const p: MessageProperties = m.properties;

@@ -142,6 +142,24 @@ describe("exchanges", () => {
   });
 });
 
+describe("message checks", () => {
+  it("holds a Redis broker to the relay's message checks: an oversized headers table is refused as poison and nothing is written", async () => {
+    // Prepare: a header no Python producer could send (the table is over 64 KiB encoded).
+    const d = deps();
+    const body = await envelope({ queue: "rr.declared" }, (e) => {
+      (e.properties as { headers: Record<string, unknown> }).headers.filler = "x".repeat(70_000);
+    });
+
+    // Act
+    const err = await relayRecord(sqsRecord(body, "m-7"), d).catch((e: unknown) => e);
+
+    // Assess
+    expect((err as CeleryError).code).toBe("ERR_ENVELOPE");
+    expect(d.backoffs).toEqual([0]);
+    expect(await ourKeys()).toEqual([]);
+  });
+});
+
 describe("revokes", () => {
   it("go out as kombu's mailbox sends them on Redis: PUBLISHed on the pidbox fanout channel, with no binding or list written", async () => {
     // Prepare: a subscriber where a worker's pidbox consumer listens (kombu psubscribes to its fanout topic).
