@@ -1,6 +1,6 @@
 /**
  * @module
- * Base64 without Node's Buffer, for the universal core.
+ * Base64 and hex without Node's Buffer, for the universal core.
  */
 const CHUNK = 0x8000;
 
@@ -20,3 +20,6 @@ export function fromBase64(text: string): Uint8Array | null {
   for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
   return out;
 }
+
+/** Lowercase hex digits, two per byte (SigV4's digests, Celery's repr of undecodable bytes, script SHAs). */
+export const toHex = (bytes: ArrayBuffer | Uint8Array): string => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");

@@ -14,6 +14,7 @@
  *   space, add `...`), and once the budget is spent the output ends with `, ...` followed by the
  *   closing brackets still open. Lengths count code points, as Python does.
  */
+import { toHex } from "../base64.js";
 import { isPythonDate, isPythonInt, isPlainObject } from "../serializers/check.js";
 import { isPyTuple } from "../serializers/python-values.js";
 import { strictUtf8 } from "../serializers/utf8.js";
@@ -66,10 +67,12 @@ export function pyIsoformat(date: Date, sep = "T"): string {
 
 /** `repr()` of the aware UTC datetime, as Python prints it (trailing zero fields dropped). */
 export function pyDatetimeRepr(date: Date): string {
-  const f = datetimeFields(date);
-  const fields = [f.year, f.month, f.day, f.hour, f.minute, f.second, f.microsecond];
-  if (f.microsecond === 0) fields.pop();
-  if (f.microsecond === 0 && f.second === 0) fields.pop();
+  const fields = Object.values(datetimeFields(date));
+  // microsecond, then second, dropped while zero (Python keeps minute even at 0).
+  if (fields[6] === 0) {
+    fields.pop();
+    if (fields[5] === 0) fields.pop();
+  }
   return `datetime.datetime(${fields.join(", ")}, tzinfo=datetime.timezone.utc)`;
 }
 
@@ -208,9 +211,7 @@ function bytesText(bytes: Uint8Array): string {
   try {
     return strictUtf8.decode(bytes);
   } catch {
-    let hex = "";
-    for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-    return hex;
+    return toHex(bytes);
   }
 }
 

@@ -11,6 +11,7 @@
  * and each reply must be the shape its command gives; the token goes in a header only, and no
  * text the server sends reaches an error with the token in it.
  */
+import { toHex } from "../base64.js";
 import { AuthenticationError, ConfigurationError, ConnectionError, PublishError, TimeoutError, type CeleryError } from "../errors.js";
 import type { PublishReceipt, TaskMessage } from "../protocol/message.js";
 import type { ExchangeType } from "../routing.js";
@@ -52,7 +53,7 @@ let routeSha: Promise<string> | undefined;
 function scriptSha(): Promise<string> {
   return (routeSha ??= crypto.subtle
     .digest("SHA-1", new TextEncoder().encode(ROUTE_SCRIPT))
-    .then((d) => [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("")));
+    .then(toHex));
 }
 
 /** Whether `x` is one reply of the REST API: an object with a string `error` or with a `result`. */

@@ -7,6 +7,7 @@
  * test/unit/sigv4-crosscheck.test.ts. Written for size: every byte here is in every edge bundle.
  */
 
+import { toHex as hex } from "../base64.js";
 import { utf8Encoder } from "../serializers/utf8.js";
 
 export interface SigningCredentials {
@@ -14,8 +15,6 @@ export interface SigningCredentials {
   secretAccessKey: string;
   sessionToken?: string;
 }
-
-const hex = (bytes: ArrayBuffer): string => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
 
 const sha256Hex = async (text: string): Promise<string> => hex(await crypto.subtle.digest("SHA-256", utf8Encoder.encode(text)));
 
