@@ -40,8 +40,8 @@ export const MAX_DEPTH = 100;
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** Python's `datetime` covers years 1–9999; JavaScript dates reach far beyond. */
-const FIRST_PYTHON_MS = new Date("0001-01-01T00:00:00.000Z").getTime();
-const LAST_PYTHON_MS = new Date("9999-12-31T23:59:59.999Z").getTime();
+const FIRST_PYTHON_MS = -62135596800000; // 0001-01-01T00:00:00.000Z
+const LAST_PYTHON_MS = 253402300799999; // 9999-12-31T23:59:59.999Z
 
 /** True when `n` is a Python int under the value model above (else a float). */
 export function isPythonInt(n: number): boolean {
@@ -51,7 +51,8 @@ export function isPythonInt(n: number): boolean {
 /** True when `date` is a valid Date inside Python's `datetime` range (years 1–9999). */
 export function isPythonDate(date: Date): boolean {
   const ms = date.getTime();
-  return !Number.isNaN(ms) && ms >= FIRST_PYTHON_MS && ms <= LAST_PYTHON_MS;
+  // An invalid Date's NaN fails both comparisons.
+  return ms >= FIRST_PYTHON_MS && ms <= LAST_PYTHON_MS;
 }
 
 /** True for objects that encode as a Python dict: no class, no special behaviour. */
@@ -103,7 +104,7 @@ class Walker {
         return;
       case "number":
         if (!Number.isFinite(value) && !options.allowNonFinite) {
-          this.fail(String(value), "it has no standard form in this format (Python would write a bare NaN/Infinity token that strict parsers reject)");
+          this.fail(String(value), "strict parsers reject the bare NaN/Infinity Python would write");
         }
         return;
       case "bigint":
