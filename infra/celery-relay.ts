@@ -34,6 +34,7 @@ import { SQS_MAX_DELAY_SECONDS, SQS_MAX_MESSAGE_BYTES } from "../sdk/wire/limits
 import { DEFAULT_LEAD_SECONDS, DEFAULT_PARK_THRESHOLD_SECONDS } from "../sdk/wire/parking.js";
 import { DEFAULT_RELAY_POLICY, resolvePolicy, type RelayPolicy } from "../functions/shared/policy.js";
 import { ConfigurationError } from "../sdk/errors.js";
+import { redisLayout, type RedisTransportOptions } from "../sdk/transports/redis-wire.js";
 
 export { DEFAULT_RELAY_POLICY };
 export { SQS_MAX_MESSAGE_BYTES } from "../sdk/wire/limits.js";
@@ -100,10 +101,19 @@ export interface CeleryRelayProps {
   /**
    * Secrets Manager secret with the broker connection. Its SecretString is an `amqp(s)://` URL,
    * JSON `{"url": "amqps://user:pass@host:5671/vhost"}`, or JSON
-   * `{"username", "password", "host", "port", "vhost", "scheme"}`. Only its ARN (or name) reaches
-   * the template; the relay reads the value at cold start.
+   * `{"username", "password", "host", "port", "vhost", "scheme"}`; for a Redis fleet a `redis(s)://`
+   * URL or `{"scheme": "rediss", "username", "password", "host", "port", "db"}`. Only its ARN (or
+   * name) reaches the template; the relay reads the value at cold start.
    */
   readonly brokerSecret: ISecret;
+  /**
+   * The workers' `broker_transport_options` when the broker is Redis, in kombu's names
+   * (`global_keyprefix`, `sep`, `priority_steps`, `fanout_prefix`, `fanout_patterns`,
+   * `visibility_timeout`): the relay writes where the workers read, and parks every task due later
+   * than half the `visibility_timeout`. Checked at synth; ignored (with a warning) for RabbitMQ.
+   * @default - kombu's defaults
+   */
+  readonly brokerTransportOptions?: RedisTransportOptions;
   /**
    * VPC to run the relay function in (a private Amazon MQ for RabbitMQ broker). The subnets need a
    * route to Secrets Manager and SQS (NAT gateway or interface endpoints).
@@ -381,6 +391,7 @@ export class CeleryRelay extends Construct {
         // that GetSecretValue rejects, so its name is passed instead (SecretId takes either).
         ...relayEnvironment({
           brokerSecretArn: props.brokerSecret.secretFullArn ?? props.brokerSecret.secretName,
+          brokerTransportOptionsJson: config.brokerTransportOptionsJson,
           policyJson: relayPolicy,
           trustedForwardersJson: stack.toJsonString([schedulerRole.roleId]),
           intakeQueueUrl: intakeQueue.queueUrl,
@@ -662,6 +673,8 @@ interface ResolvedProps {
   readonly okActions: IAlarmAction[];
   readonly metricsNamespace: string;
   readonly bundleAwsSdk: boolean;
+  /** `brokerTransportOptions` as the relay reads them (JSON), or undefined. */
+  readonly brokerTransportOptionsJson: string | undefined;
 }
 
 const SCHEDULE_GROUP_NAME = /^[0-9A-Za-z._-]{1,64}$/;
@@ -698,6 +711,7 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
 
   if (props.allowedExchanges !== undefined) throw allowedExchangesRemoved(props.allowedExchanges);
   const policy = checkedPolicy(props.policy);
+  const brokerTransportOptionsJson = checkedTransportOptions(props.brokerTransportOptions);
 
   const maxBatchingWindow = props.maxBatchingWindow && secondsIn("maxBatchingWindow", props.maxBatchingWindow, 0, 300);
   const batchSize = integerIn("batchSize", props.batchSize ?? 10, 1, 10_000);
@@ -785,7 +799,26 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
     okActions: props.okActions ?? alarmActions,
     metricsNamespace,
     bundleAwsSdk: props.bundleAwsSdk ?? false,
+    brokerTransportOptionsJson,
   };
+}
+
+/** Room `brokerTransportOptions` may take in the relay's 4 KB environment, beside the policy. */
+const TRANSPORT_OPTIONS_ENV_BUDGET_BYTES = 512;
+
+/** Checks `brokerTransportOptions` as the relay will at cold start; the JSON it is written as. */
+function checkedTransportOptions(options: RedisTransportOptions | undefined): string | undefined {
+  if (options === undefined) return undefined;
+  try {
+    redisLayout(options, 0);
+  } catch (err) {
+    if (!(err instanceof ConfigurationError)) throw err;
+    throw new ConfigurationError(`CeleryRelay: ${err.message}`, { code: "ERR_INVALID_OPTION", cause: err });
+  }
+  const json = JSON.stringify(options);
+  const bytes = new TextEncoder().encode(json).length;
+  if (bytes > TRANSPORT_OPTIONS_ENV_BUDGET_BYTES) throw invalid("brokerTransportOptions", `${bytes} bytes of JSON`, `must fit in ${TRANSPORT_OPTIONS_ENV_BUDGET_BYTES} bytes of JSON`);
+  return json;
 }
 
 /**

@@ -1075,6 +1075,20 @@ describe("CeleryRelay policy", () => {
     expect(JSON.parse(envOf(template, stack, relay.relayFunction).RELAY_POLICY as string)).toEqual({ ...DEFAULT_RELAY_POLICY, tasks: ["reports.*"] });
   });
 
+  it("writes brokerTransportOptions for a Redis fleet as BROKER_TRANSPORT_OPTIONS, which the relay's config reads back", () => {
+    const options = { global_keyprefix: "fleet:", priority_steps: [0, 5, 9], visibility_timeout: 7200 };
+    const { template, stack, relay } = build({ brokerTransportOptions: options });
+    const env = envOf(template, stack, relay.relayFunction);
+    expect(JSON.parse(env.BROKER_TRANSPORT_OPTIONS as string)).toEqual(options);
+    expect(relayConfig(deployedEnv(env)).brokerTransportOptions).toEqual(options);
+    expect(envOf(build().template, build().stack, build().relay.relayFunction)).not.toHaveProperty("BROKER_TRANSPORT_OPTIONS");
+  });
+
+  it("refuses brokerTransportOptions kombu could not use, or too large for the environment, at synth", () => {
+    expect(() => build({ brokerTransportOptions: { priority_steps: [9, 0] } })).toThrow(/CeleryRelay: brokerTransportOptions\.priority_steps must be in ascending order/);
+    expect(() => build({ brokerTransportOptions: { global_keyprefix: "x".repeat(600) } })).toThrow(/CeleryRelay: brokerTransportOptions must fit in 512 bytes of JSON/);
+  });
+
   it("refuses a policy too large for Lambda's 4 KB environment", () => {
     const senders = Array.from({ length: 60 }, (_, i) => ({ principal: `AROAEXAMPLE${String(i).padStart(10, "0")}`, tasks: [`team${i}.tasks.*`] }));
     expect(() => build({ policy: { senders } })).toThrow(/CeleryRelay: policy must fit in 3072 bytes of JSON .*, got "\d+ bytes of JSON"/);
