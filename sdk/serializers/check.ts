@@ -75,87 +75,80 @@ export function childPath(parent: string, key: string | number): string {
  * carry, naming where it sits relative to `root`. Shared references are fine; cycles are not.
  */
 export function checkValue(value: unknown, options: CheckOptions, root = "value"): void {
-  new Walker(options, root).walk(value);
+  walk(value, options, root, [], []);
 }
 
-/** Keeps the keys leading to the current value; the path string is only built for an error. */
-class Walker {
-  private readonly trail: Array<string | number> = [];
-  /** The containers around the current value (at most MAX_DEPTH): a short array beats a Set here. */
-  private readonly ancestors: object[] = [];
+function refuse(options: CheckOptions, root: string, trail: Array<string | number>, what: string, hint = ""): never {
+  const path = trail.reduce<string>((parent, key) => childPath(parent, key), root);
+  throw new SerializationError(`${options.format} cannot carry ${what} at ${path}${hint ? `: ${hint}` : ""}`, path);
+}
 
-  constructor(
-    private readonly options: CheckOptions,
-    private readonly root: string,
-  ) {}
-
-  private fail(what: string, hint = ""): never {
-    const path = this.trail.reduce<string>((parent, key) => childPath(parent, key), this.root);
-    throw new SerializationError(`${this.options.format} cannot carry ${what} at ${path}${hint ? `: ${hint}` : ""}`, path);
-  }
-
-  walk(value: unknown): void {
-    const options = this.options;
-    switch (typeof value) {
-      case "string":
-        if (!options.allowLoneSurrogates && hasLoneSurrogate(value)) this.fail("a string with an unpaired UTF-16 surrogate", "it is not valid UTF-8");
-        return;
-      case "boolean":
-        return;
-      case "number":
-        if (!Number.isFinite(value) && !options.allowNonFinite) {
-          this.fail(String(value), "strict parsers reject the bare NaN/Infinity Python would write");
-        }
-        return;
-      case "bigint":
-        if (value > MAX_SAFE || value < -MAX_SAFE) this.fail(`the bigint ${value}`, "only integers within ±(2^53 - 1) round-trip through JavaScript");
-        return;
-      case "undefined":
-        return this.fail("undefined", "use null for Python None");
-      case "function":
-        return this.fail("a function");
-      case "symbol":
-        return this.fail("a symbol");
-    }
-    if (value === null) return;
-    const obj = value as object;
-    if (obj instanceof Date) {
-      if (!isPythonDate(obj)) this.fail("an invalid Date", "Python datetimes cover the years 1 to 9999");
+/**
+ * One value and what it holds. `trail` keeps the keys leading to it (the path string is only built
+ * for an error); `ancestors` the containers around it (at most MAX_DEPTH: a short array beats a Set
+ * here). State goes in arguments, not in a walker object's fields, so a minifier renames it; per-call
+ * closures would cost more than the walk for small arguments.
+ */
+function walk(value: unknown, options: CheckOptions, root: string, trail: Array<string | number>, ancestors: object[]): void {
+  switch (typeof value) {
+    case "string":
+      if (!options.allowLoneSurrogates && hasLoneSurrogate(value)) refuse(options, root, trail, "a string with an unpaired UTF-16 surrogate", "it is not valid UTF-8");
       return;
-    }
-    if (obj instanceof Uint8Array) {
-      if (!options.allowBytes) this.fail("bytes (Uint8Array)", "encode them, e.g. as base64 text");
+    case "boolean":
       return;
-    }
-    const isArray = Array.isArray(obj);
-    if (isArray ? !isListLike(obj) : !isPlainObject(obj)) {
-      const name = (obj as { constructor?: { name?: string } }).constructor?.name ?? "object";
-      const hint = ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer ? "pass bytes as a Uint8Array" : "pass plain objects, arrays, PyTuple, Date or Uint8Array";
-      this.fail(`a ${name}`, hint);
-    }
-    if (this.ancestors.includes(obj)) this.fail("a circular reference");
-    if (this.trail.length >= MAX_DEPTH) this.fail(`values nested more than ${MAX_DEPTH} levels deep`);
-    this.ancestors.push(obj);
-    if (isArray) {
-      const items = obj as unknown[];
-      for (let i = 0; i < items.length; i++) {
-        this.trail.push(i);
-        // A hole reads as undefined; report it as such rather than skipping it like JSON.stringify.
-        this.walk(items[i]);
-        this.trail.pop();
+    case "number":
+      if (!Number.isFinite(value) && !options.allowNonFinite) {
+        refuse(options, root, trail, String(value), "strict parsers reject the bare NaN/Infinity Python would write");
       }
-    } else {
-      if (Object.getOwnPropertySymbols(obj).length > 0) this.fail("an object with symbol keys");
-      const record = obj as Record<string, unknown>;
-      for (const key of Object.keys(record)) {
-        this.trail.push(key);
-        if (!options.allowLoneSurrogates && hasLoneSurrogate(key)) this.fail("a key with an unpaired UTF-16 surrogate", "it is not valid UTF-8");
-        this.walk(record[key]);
-        this.trail.pop();
-      }
-    }
-    this.ancestors.pop();
+      return;
+    case "bigint":
+      if (value > MAX_SAFE || value < -MAX_SAFE) refuse(options, root, trail, `the bigint ${value}`, "only integers within ±(2^53 - 1) round-trip through JavaScript");
+      return;
+    case "undefined":
+      return refuse(options, root, trail, "undefined", "use null for Python None");
+    case "function":
+      return refuse(options, root, trail, "a function");
+    case "symbol":
+      return refuse(options, root, trail, "a symbol");
   }
+  if (value === null) return;
+  const obj = value as object;
+  if (obj instanceof Date) {
+    if (!isPythonDate(obj)) refuse(options, root, trail, "an invalid Date", "Python datetimes cover the years 1 to 9999");
+    return;
+  }
+  if (obj instanceof Uint8Array) {
+    if (!options.allowBytes) refuse(options, root, trail, "bytes (Uint8Array)", "encode them, e.g. as base64 text");
+    return;
+  }
+  const isArray = Array.isArray(obj);
+  if (isArray ? !isListLike(obj) : !isPlainObject(obj)) {
+    const name = (obj as { constructor?: { name?: string } }).constructor?.name ?? "object";
+    const hint = ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer ? "pass bytes as a Uint8Array" : "pass plain objects, arrays, PyTuple, Date or Uint8Array";
+    refuse(options, root, trail, `a ${name}`, hint);
+  }
+  if (ancestors.includes(obj)) refuse(options, root, trail, "a circular reference");
+  if (trail.length >= MAX_DEPTH) refuse(options, root, trail, `values nested more than ${MAX_DEPTH} levels deep`);
+  ancestors.push(obj);
+  if (isArray) {
+    const items = obj as unknown[];
+    for (let i = 0; i < items.length; i++) {
+      trail.push(i);
+      // A hole reads as undefined; report it as such rather than skipping it like JSON.stringify.
+      walk(items[i], options, root, trail, ancestors);
+      trail.pop();
+    }
+  } else {
+    if (Object.getOwnPropertySymbols(obj).length > 0) refuse(options, root, trail, "an object with symbol keys");
+    const record = obj as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      trail.push(key);
+      if (!options.allowLoneSurrogates && hasLoneSurrogate(key)) refuse(options, root, trail, "a key with an unpaired UTF-16 surrogate", "it is not valid UTF-8");
+      walk(record[key], options, root, trail, ancestors);
+      trail.pop();
+    }
+  }
+  ancestors.pop();
 }
 
 function isListLike(value: object): boolean {
