@@ -365,15 +365,17 @@ type Send = (call: ApplyOptions) => Promise<AsyncResult<any>>;
 
 /** A task declared with `app.task(name)`: typed arguments and result. */
 export class Task<A extends unknown[] = unknown[], R = unknown, K extends Record<string, unknown> = Record<string, unknown>> {
+  // `declare`d and assigned below: parameter properties would add class-field definitions.
+  declare readonly app: Celery;
+  declare readonly name: string;
+  declare readonly options: SendOptions;
   declare private readonly send: Send;
 
   /** Made by `app.task(name, options)`, with the app's way to send it. */
-  constructor(
-    readonly app: Celery,
-    readonly name: string,
-    readonly options: SendOptions,
-    send: Send,
-  ) {
+  constructor(app: Celery, name: string, options: SendOptions, send: Send) {
+    this.app = app;
+    this.name = name;
+    this.options = options;
     this.send = send;
   }
 

@@ -49,7 +49,8 @@ const SEND_BATCH_HEADERS = { "content-type": "application/x-amz-json-1.0", "x-am
 const ATTRIBUTE_NAME_BYTES = 42;
 
 /** SQS refuses controls, U+FFFE/U+FFFF and lone surrogates in attributes; these are only labels. */
-const sqsText = (s: string): string => s.replace(/[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, "\uFFFD");
+// With the `u` flag a surrogate pair is one code point, so only a lone surrogate matches \uD800-\uDFFF.
+const sqsText = (s: string): string => s.replace(/[\0-\x08\v\f\x0e-\x1f\uD800-\uDFFF\uFFFE\uFFFF]/gu, "\uFFFD");
 
 function attributesFor(m: TaskMessage): Record<string, { DataType: string; StringValue: string }> {
   return {
