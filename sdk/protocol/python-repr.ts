@@ -96,66 +96,69 @@ export function pyRepr(value: unknown, maxLength?: number): string {
 }
 
 // A class rather than closures: per-call closures cost more than the walk for small arguments.
+// `#private` members, which a minifier renames: this is in every edge bundle.
 class SafeRepr {
   out = "";
-  private budget: number;
-  private spent = false;
+  #budget: number;
+  #spent = false;
   /** Containers being written, to name a cycle instead of entering it; at most MAX_LEVELS deep. */
-  private readonly open: object[] = [];
+  readonly #open: object[] = [];
+  readonly #maxLength: number | undefined;
 
-  constructor(private readonly maxLength: number | undefined) {
-    this.budget = maxLength ?? Infinity;
+  constructor(maxLength: number | undefined) {
+    this.#maxLength = maxLength;
+    this.#budget = maxLength ?? Infinity;
   }
 
   /** Whether the next token is written; the first one past the budget ends the stream. */
-  private take(): boolean {
-    if (this.spent) return false;
-    if (this.budget > 0) return true;
+  #take(): boolean {
+    if (this.#spent) return false;
+    if (this.#budget > 0) return true;
     this.out += ", ...";
-    this.spent = true;
+    this.#spent = true;
     return false;
   }
 
   /** Only text from the caller's values can hold surrogate pairs; brackets and separators are ASCII. */
-  private put(text: string, userText = false): void {
+  #put(text: string, userText = false): void {
     this.out += text;
-    if (this.maxLength !== undefined) this.budget -= userText && SURROGATE_RE.test(text) ? codePointLength(text) : text.length;
+    if (this.#maxLength !== undefined) this.#budget -= userText && SURROGATE_RE.test(text) ? codePointLength(text) : text.length;
   }
 
   walk(v: unknown, level: number): void {
     // Past the budget, values not yet reached add nothing, not even their brackets.
-    if (this.spent) return;
+    if (this.#spent) return;
     if (typeof v === "string" || v instanceof Uint8Array) {
-      if (this.take()) this.put(formatQuoted(v, this.budget), true);
+      if (this.#take()) this.#put(formatQuoted(v, this.#budget), true);
       return;
     }
     const brackets = bracketsOf(v);
     if (!brackets) {
-      if (this.take()) this.put(truncate(scalarText(v), this.budget), true);
+      if (this.#take()) this.#put(truncate(scalarText(v), this.#budget), true);
       return;
     }
     const [start, end, kind] = brackets;
     const container = v as object;
-    if (level >= MAX_LEVELS || this.open.includes(container)) {
-      if (this.take()) this.put(truncate(level >= MAX_LEVELS ? `${start}...${end}` : `<Recursion on ${kind}>`, this.budget));
+    if (level >= MAX_LEVELS || this.#open.includes(container)) {
+      if (this.#take()) this.#put(truncate(level >= MAX_LEVELS ? `${start}...${end}` : `<Recursion on ${kind}>`, this.#budget));
       return;
     }
-    this.open.push(container);
-    if (this.take()) this.put(start);
+    this.#open.push(container);
+    if (this.#take()) this.#put(start);
     const keys = kind === "dict" ? Object.keys(container) : null;
     const items = (keys ?? container) as readonly unknown[];
-    for (let i = 0; i < items.length && !this.spent; i++) {
-      if (i > 0 && this.take()) this.put(", ");
+    for (let i = 0; i < items.length && !this.#spent; i++) {
+      if (i > 0 && this.#take()) this.#put(", ");
       if (keys) {
-        if (this.take()) this.put(formatQuoted(keys[i]!, this.budget), true);
-        if (this.take()) this.put(": ");
+        if (this.#take()) this.#put(formatQuoted(keys[i]!, this.#budget), true);
+        if (this.#take()) this.#put(": ");
         this.walk((container as Record<string, unknown>)[keys[i]!], level + 1);
       } else this.walk(items[i], level + 1);
     }
-    this.open.pop();
+    this.#open.pop();
     // A closing bracket still pending when the budget ran out is written all the same.
-    if (this.spent) this.out += end;
-    else if (this.take()) this.put(end);
+    if (this.#spent) this.out += end;
+    else if (this.#take()) this.#put(end);
   }
 }
 
