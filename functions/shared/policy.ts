@@ -7,6 +7,7 @@
  */
 import { ConfigurationError } from "../../sdk/errors.js";
 import type { HeaderValue } from "../../sdk/protocol/message.js";
+import { checkQueueSpecs } from "../../sdk/queue-spec.js";
 import type { ExchangeType, QueueDeclaration } from "../../sdk/routing.js";
 
 /** Content types a policy can allow; pickle has its own, loudly named switch. */
@@ -234,7 +235,21 @@ function queueDeclaration(rule: Record<string, unknown>, path: string): QueueDec
   if (!isObject(d)) throw invalid(`${path}.declare`, d, "must be true, false or { durable, arguments }");
   only(d, `${path}.declare`, ["durable", "arguments"]);
   const a = args(d.arguments, `${path}.declare.arguments`);
-  return { ...base, ...(d.durable !== undefined ? { durable: bool(d.durable, `${path}.declare.durable`) } : {}), ...(a ? { arguments: a } : {}) };
+  return checkedByRabbitRules({ ...base, ...(d.durable !== undefined ? { durable: bool(d.durable, `${path}.declare.durable`) } : {}), ...(a ? { arguments: a } : {}) }, `${path}.declare`);
+}
+
+/**
+ * A declaration RabbitMQ refuses (a non-durable or prioritised quorum queue) is refused only when the
+ * queue is missing, at the first publish, and the relay would retry it for hours: say so at synth
+ * and cold start instead, by the same rules as the app's `queues`.
+ */
+function checkedByRabbitRules(d: QueueDeclaration, path: string): QueueDeclaration {
+  try {
+    checkQueueSpecs({ [d.queue!]: { ...(d.durable !== undefined ? { durable: d.durable } : {}), ...(d.arguments ? { queueArguments: d.arguments } : {}) } });
+  } catch (err) {
+    throw new ConfigurationError(`relay policy: ${path} is refused by RabbitMQ's rules: ${(err as Error).message}`);
+  }
+  return d;
 }
 
 function exchangeDeclaration(exchange: string, d: unknown, path: string): QueueDeclaration | null {
@@ -252,6 +267,7 @@ function exchangeDeclaration(exchange: string, d: unknown, path: string): QueueD
     out.routingKey = d.queue.bindingKey;
     const a = args(d.queue.arguments, `${path}.queue.arguments`);
     if (a) out.arguments = a;
+    checkedByRabbitRules(out, `${path}.queue`);
   }
   return out;
 }
