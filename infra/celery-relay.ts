@@ -107,10 +107,16 @@ export interface CeleryRelayProps {
    */
   readonly brokerSecret: ISecret;
   /**
+   * The broker the secret points at. `"redis"` bundles the Redis transport (node-redis, about
+   * 530 KB minified) into the relay; a relay bundled for `"rabbitmq"` refuses a `redis://` URL.
+   * @default - `"redis"` when `brokerTransportOptions` is given, else `"rabbitmq"`
+   */
+  readonly brokerType?: "rabbitmq" | "redis";
+  /**
    * The workers' `broker_transport_options` when the broker is Redis, in kombu's names
    * (`global_keyprefix`, `sep`, `priority_steps`, `fanout_prefix`, `fanout_patterns`,
    * `visibility_timeout`): the relay writes where the workers read, and parks every task due later
-   * than half the `visibility_timeout`. Checked at synth; ignored (with a warning) for RabbitMQ.
+   * than half the `visibility_timeout`. Checked at synth; not allowed with `brokerType: "rabbitmq"`.
    * @default - kombu's defaults
    */
   readonly brokerTransportOptions?: RedisTransportOptions;
@@ -385,7 +391,7 @@ export class CeleryRelay extends Construct {
       vpc: props.vpc,
       vpcSubnets: props.vpcSubnets,
       securityGroups: props.securityGroups,
-      bundling: bundlingOptions(config.bundleAwsSdk),
+      bundling: bundlingOptions(config.bundleAwsSdk, config.brokerType === "redis"),
       environment: {
         // A full ARN when known; an imported-by-name secret's ARN ends in a `-??????` pattern
         // that GetSecretValue rejects, so its name is passed instead (SecretId takes either).
@@ -499,7 +505,7 @@ export class CeleryRelay extends Construct {
       timeout: SCHEDULER_TIMEOUT,
       role: schedulerRole,
       logGroup: schedulerLogGroup,
-      bundling: bundlingOptions(config.bundleAwsSdk),
+      bundling: bundlingOptions(config.bundleAwsSdk, false),
       environment: {
         ...schedulerEnvironment({
           intakeQueueUrl: intakeQueue.queueUrl,
@@ -675,6 +681,7 @@ interface ResolvedProps {
   readonly bundleAwsSdk: boolean;
   /** `brokerTransportOptions` as the relay reads them (JSON), or undefined. */
   readonly brokerTransportOptionsJson: string | undefined;
+  readonly brokerType: "rabbitmq" | "redis";
 }
 
 const SCHEDULE_GROUP_NAME = /^[0-9A-Za-z._-]{1,64}$/;
@@ -712,6 +719,9 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
   if (props.allowedExchanges !== undefined) throw allowedExchangesRemoved(props.allowedExchanges);
   const policy = checkedPolicy(props.policy);
   const brokerTransportOptionsJson = checkedTransportOptions(props.brokerTransportOptions);
+  const brokerType = props.brokerType ?? (props.brokerTransportOptions === undefined ? "rabbitmq" : "redis");
+  if (brokerType !== "rabbitmq" && brokerType !== "redis") throw invalid("brokerType", brokerType, 'must be "rabbitmq" or "redis"');
+  if (brokerType === "rabbitmq" && props.brokerTransportOptions !== undefined) throw invalid("brokerTransportOptions", props.brokerTransportOptions, 'are for brokerType "redis"');
 
   const maxBatchingWindow = props.maxBatchingWindow && secondsIn("maxBatchingWindow", props.maxBatchingWindow, 0, 300);
   const batchSize = integerIn("batchSize", props.batchSize ?? 10, 1, 10_000);
@@ -800,6 +810,7 @@ function resolveProps(props: CeleryRelayProps): ResolvedProps {
     metricsNamespace,
     bundleAwsSdk: props.bundleAwsSdk ?? false,
     brokerTransportOptionsJson,
+    brokerType,
   };
 }
 
@@ -931,8 +942,10 @@ function lambdaRole(scope: Construct, id: string, description: string): Role {
   return new Role(scope, id, { description, assumedBy: new ServicePrincipal("lambda.amazonaws.com") });
 }
 
-function bundlingOptions(bundleAwsSdk: boolean): BundlingOptions {
+function bundlingOptions(bundleAwsSdk: boolean, redis: boolean): BundlingOptions {
   return {
+    // functions/relay/broker.ts: false drops the Redis transport and node-redis from the bundle.
+    define: { CELERY_EDGE_RELAY_REDIS: JSON.stringify(redis) },
     forceDockerBundling: false,
     format: OutputFormat.ESM,
     target: "node24",

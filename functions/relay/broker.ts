@@ -8,8 +8,14 @@
 import { ConfigurationError } from "../../sdk/errors.js";
 import type { Transport } from "../../sdk/transport.js";
 import { AmqpTransport } from "../../sdk/transports/amqp.js";
-import { RedisTransport } from "../../sdk/transports/redis.js";
-import type { RedisTransportOptions } from "../../sdk/transports/redis-wire.js";
+import type { RedisLayout, RedisTransportOptions } from "../../sdk/transports/redis-wire.js";
+
+/**
+ * Set by the construct's bundling (esbuild `define`, from `CeleryRelay`'s `brokerType`): `false`
+ * leaves the Redis transport and node-redis (about 530 KB minified) out of a relay for RabbitMQ.
+ * Undefined when the code runs unbundled (tests, local runs): Redis is then available.
+ */
+declare const CELERY_EDGE_RELAY_REDIS: boolean | undefined;
 
 export interface RelayBrokerOptions {
   /** The workers' `broker_transport_options`; only a Redis broker uses them. @default kombu's defaults */
@@ -23,12 +29,17 @@ const REDIS_SCHEME = /^rediss?:\/\//i;
 /** Whether the URL names a Redis broker (the scheme only; the URL itself is checked by the transport). */
 export const isRedisBrokerUrl = (url: string): boolean => REDIS_SCHEME.test(url.trim());
 
-export function relayBroker(url: string, options: RelayBrokerOptions = {}): Transport {
+export async function relayBroker(url: string, options: RelayBrokerOptions = {}): Promise<Transport> {
   const text = url.trim();
   if (isRedisBrokerUrl(text)) {
     // kombu's Redis transport takes one server; a list would be read as a database named "0;redis:".
     if (/;\s*[a-z][a-z0-9+.-]*:\/\//i.test(text)) throw new ConfigurationError("a redis:// broker URL names one server (failover lists are for amqp://)", { code: "ERR_INVALID_OPTION" });
-    return new RedisTransport({ url: text, transportOptions: options.transportOptions, clientName: "celery-edge:relay" });
+    // The test is written so that esbuild drops the import when the constant is defined false.
+    if (typeof CELERY_EDGE_RELAY_REDIS === "undefined" || CELERY_EDGE_RELAY_REDIS) {
+      const { RedisTransport } = await import("../../sdk/transports/redis.js");
+      return new RedisTransport({ url: text, transportOptions: options.transportOptions, clientName: "celery-edge:relay" });
+    }
+    throw new ConfigurationError('the broker URL is redis:// but this relay was bundled for RabbitMQ only: deploy CeleryRelay with brokerType: "redis"');
   }
   if (options.transportOptions !== undefined) options.warn?.("BROKER_TRANSPORT_OPTIONS is set but the broker is not redis://: the options are ignored");
   return new AmqpTransport({ url: text });
@@ -41,6 +52,7 @@ export function relayBroker(url: string, options: RelayBrokerOptions = {}): Tran
  * most, leaving the rest for clock skew); RabbitMQ holds a task as long as needed.
  */
 export function parkThresholdFor(broker: Transport, configuredSeconds: number): number {
-  if (!(broker instanceof RedisTransport)) return configuredSeconds;
-  return Math.min(configuredSeconds, Math.floor(broker.layout.visibilityTimeout / 2));
+  const layout = broker.kind === "redis" ? (broker as Transport & { layout?: RedisLayout }).layout : undefined;
+  if (!layout) return configuredSeconds;
+  return Math.min(configuredSeconds, Math.floor(layout.visibilityTimeout / 2));
 }

@@ -52,7 +52,7 @@ function loadDeps(): Promise<RelayDeps> {
   if (deps) return deps;
   deps = (async (): Promise<RelayDeps> => {
     const url = config.brokerUrl ?? (await fetchBrokerUrl(config.brokerSecretArn!));
-    const broker = relayBroker(url, { transportOptions: config.brokerTransportOptions, warn: (m) => logger.warn(m) });
+    const broker = await relayBroker(url, { transportOptions: config.brokerTransportOptions, warn: (m) => logger.warn(m) });
     const thresholdSeconds = park ? parkThresholdFor(broker, park.thresholdSeconds) : 0;
     if (park && thresholdSeconds < park.thresholdSeconds) {
       logger.info("parking tasks due later than half the Redis workers' visibility_timeout", { parkThresholdSeconds: thresholdSeconds });

@@ -1089,6 +1089,11 @@ describe("CeleryRelay policy", () => {
     expect(() => build({ brokerTransportOptions: { global_keyprefix: "x".repeat(600) } })).toThrow(/CeleryRelay: brokerTransportOptions must fit in 512 bytes of JSON/);
   });
 
+  it("refuses brokerTransportOptions for a relay bundled for RabbitMQ, and a broker type it does not know", () => {
+    expect(() => build({ brokerType: "rabbitmq", brokerTransportOptions: { global_keyprefix: "x:" } })).toThrow(/CeleryRelay: brokerTransportOptions are for brokerType "redis"/);
+    expect(() => build({ brokerType: "valkey" as "redis" })).toThrow(/CeleryRelay: brokerType must be "rabbitmq" or "redis", got "valkey"/);
+  });
+
   it("refuses a policy too large for Lambda's 4 KB environment", () => {
     const senders = Array.from({ length: 60 }, (_, i) => ({ principal: `AROAEXAMPLE${String(i).padStart(10, "0")}`, tasks: [`team${i}.tasks.*`] }));
     expect(() => build({ policy: { senders } })).toThrow(/CeleryRelay: policy must fit in 3072 bytes of JSON .*, got "\d+ bytes of JSON"/);

@@ -33,7 +33,7 @@ const policy = resolvePolicy({
 });
 const builder = new Celery({ broker: new RecordingTransport() });
 const redis = createClient({ url: URL, socket: { reconnectStrategy: false } });
-const broker = relayBroker(URL, { transportOptions: { global_keyprefix: PREFIX } });
+const broker = await relayBroker(URL, { transportOptions: { global_keyprefix: PREFIX } });
 
 /** A `tasks.echo` envelope as the SDK writes it, and the message it carries. */
 async function sent(options: Record<string, unknown>, edit?: (e: Record<string, unknown>) => void): Promise<{ body: string; message: TaskMessage }> {

@@ -4,6 +4,7 @@
  * broker secret's Redis forms, the park threshold under a visibility timeout, and the Redis keys no
  * policy can open. What the relay writes into a real Redis: test/integration/relay-redis-target.test.ts.
  */
+import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
 import { parkThresholdFor, relayBroker } from "../../functions/relay/broker.js";
 import { brokerUrlFromSecret } from "../../functions/shared/broker-url.js";
@@ -25,8 +26,8 @@ const thrown = (f: () => unknown): Error | undefined => {
 
 describe("the relay's broker by URL scheme", () => {
   it("makes a Redis transport for redis:// and rediss://, with the workers' transport options", async () => {
-    const plain = relayBroker("redis://127.0.0.1:6379/3", { transportOptions: { global_keyprefix: "fleet:" } });
-    const tls = relayBroker(" rediss://:p%40ss@cache.example:6380/0 ");
+    const plain = await relayBroker("redis://127.0.0.1:6379/3", { transportOptions: { global_keyprefix: "fleet:" } });
+    const tls = await relayBroker(" rediss://:p%40ss@cache.example:6380/0 ");
     expect(plain).toBeInstanceOf(RedisTransport);
     expect((plain as RedisTransport).layout.prefix).toBe("fleet:");
     expect((plain as RedisTransport).layout.fanoutPrefix).toBe("/3.");
@@ -37,30 +38,61 @@ describe("the relay's broker by URL scheme", () => {
 
   it("makes an AMQP transport otherwise, telling once that transport options are ignored", async () => {
     const told: string[] = [];
-    const amqp = relayBroker("amqp://guest:guest@127.0.0.1:5672//", { transportOptions: { global_keyprefix: "x:" }, warn: (m) => told.push(m) });
+    const amqp = await relayBroker("amqp://guest:guest@127.0.0.1:5672//", { transportOptions: { global_keyprefix: "x:" }, warn: (m) => told.push(m) });
     expect(amqp.kind).toBe("amqp");
     expect(told).toEqual([expect.stringContaining("BROKER_TRANSPORT_OPTIONS")]);
     await amqp.close();
   });
 
-  it("refuses a list of Redis URLs (kombu's Redis transport takes one server) without showing a password", () => {
-    const err = thrown(() => relayBroker("redis://:hunter2@a:6379/0;redis://:hunter2@b:6379/0"));
+  it("refuses a list of Redis URLs (kombu's Redis transport takes one server) without showing a password", async () => {
+    const err = await relayBroker("redis://:hunter2@a:6379/0;redis://:hunter2@b:6379/0").then(() => undefined, (e: Error) => e);
     expect(err).toBeInstanceOf(ConfigurationError);
     expect(err!.message).not.toContain("hunter2");
   });
 
   it("accepts a ';' inside a Redis password", async () => {
-    const t = relayBroker("redis://:pa;ss@127.0.0.1:6379/1");
+    const t = await relayBroker("redis://:pa;ss@127.0.0.1:6379/1");
     expect((t as RedisTransport).where).toBe("redis://127.0.0.1:6379/1");
     await t.close();
   });
 });
 
+describe("the relay bundle per broker type", () => {
+  /** The handler bundled as the construct bundles it, with the broker-type switch set. */
+  async function bundle(redis: boolean): Promise<{ bytes: number; inputs: string[]; text: string }> {
+    const out = await build({
+      entryPoints: [new URL("../../functions/relay/handler.ts", import.meta.url).pathname],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      minify: true,
+      write: false,
+      metafile: true,
+      external: ["@aws-sdk/*", "@smithy/*"],
+      define: { CELERY_EDGE_RELAY_REDIS: String(redis) },
+      logLevel: "silent",
+    });
+    const file = out.outputFiles[0]!;
+    return { bytes: file.contents.length, inputs: Object.keys(out.metafile.inputs), text: file.text };
+  }
+
+  it("leaves node-redis and the Redis transport out of a relay bundled for RabbitMQ, and keeps them in one for Redis", async () => {
+    const [rabbit, redis] = await Promise.all([bundle(false), bundle(true)]);
+    const redisInputs = (b: { inputs: string[] }) => b.inputs.filter((i) => /node_modules\/(@redis|redis)\/|sdk\/transports\/redis\.ts/.test(i));
+    expect(redisInputs(rabbit)).toEqual([]);
+    expect(rabbit.text).toContain("bundled for RabbitMQ only");
+    expect(redisInputs(redis).length).toBeGreaterThan(10);
+    console.log(`relay bundle: ${rabbit.bytes} B for RabbitMQ, ${redis.bytes} B with Redis`);
+    expect(redis.bytes - rabbit.bytes).toBeGreaterThan(400_000);
+  }, 30_000);
+});
+
 describe("the park threshold on Redis", () => {
   it("is at most half the workers' visibility_timeout, and as configured on RabbitMQ", async () => {
-    const kombuDefault = relayBroker("redis://127.0.0.1:6379/0");
-    const lowered = relayBroker("redis://127.0.0.1:6379/0", { transportOptions: { visibility_timeout: 601 } });
-    const amqp = relayBroker("amqp://guest:guest@127.0.0.1:5672//");
+    const kombuDefault = await relayBroker("redis://127.0.0.1:6379/0");
+    const lowered = await relayBroker("redis://127.0.0.1:6379/0", { transportOptions: { visibility_timeout: 601 } });
+    const amqp = await relayBroker("amqp://guest:guest@127.0.0.1:5672//");
     expect(parkThresholdFor(kombuDefault, 900)).toBe(900);
     expect(parkThresholdFor(lowered, 900)).toBe(300);
     expect(parkThresholdFor(amqp, 900)).toBe(900);
