@@ -135,18 +135,19 @@ function defaultOrigin(): string {
 
 export class Celery {
   // `declare`d fields are assigned in the constructor and emit no class-field definition (their
-  // names would be in every edge bundle twice).
+  // names would be in every edge bundle twice); the private ones are `#private`, which a minifier
+  // renames.
   declare readonly options: Readonly<CeleryOptions>;
   /** Celery's `oid`: the `reply_to` of every message, and the rpc backend's queue. */
   readonly oid: string = crypto.randomUUID();
-  declare private readonly defaults: MessageDefaults;
-  declare private readonly brokerTransport: Transport;
-  declare private resultBackend: ResultBackend | undefined;
+  readonly #defaults: MessageDefaults;
+  readonly #brokerTransport: Transport;
+  #resultBackend: ResultBackend | undefined;
   /** What this app's results wait and revoke through. */
-  declare private readonly host: ResultHost;
-  private closed = false;
+  readonly #host: ResultHost;
+  #closed = false;
   /** kombu's per-producer clock header of control commands. */
-  private revokeClock = 0;
+  #revokeClock = 0;
 
   constructor(options: CeleryOptions) {
     if (typeof options !== "object" || options === null || options.broker === undefined) {
@@ -165,18 +166,18 @@ export class Celery {
     });
     this.options = options;
     // Built now so a bad URL fails here; the transport connects lazily on the first publish.
-    this.brokerTransport =
+    this.#brokerTransport =
       isBrokerUrl(options.broker)
         ? transportFor(options.broker, options.transports, { failoverStrategy: options.brokerFailoverStrategy, transportOptions: options.brokerTransportOptions, routing: options, onWarning: options.onWarning })
         : options.broker;
-    this.defaults = {
+    this.#defaults = {
       ...options,
       router: createRouter(options.routes, options),
       serializers: serializerMap(options.serializers),
       replyTo: this.oid,
       origin: options.origin ?? defaultOrigin(),
     };
-    this.host = { waiting: () => this.#waiting(), backend: () => this.backend, revoke: (id, o) => this.revoke(id, o) };
+    this.#host = { waiting: () => this.#waiting(), backend: () => this.backend, revoke: (id, o) => this.revoke(id, o) };
   }
 
   /** Declares a task by name (it runs in the Python worker). */
@@ -196,7 +197,7 @@ export class Celery {
 
   /** Re-attaches to a task sent elsewhere (e.g. by another Lambda). */
   asyncResult<R = unknown>(id: string): AsyncResult<R> {
-    return new AsyncResult<R>(id, this.host);
+    return new AsyncResult<R>(id, this.#host);
   }
 
   /**
@@ -243,12 +244,12 @@ export class Celery {
       }),
     );
     if (outcomes.some((o) => !o.ok)) throw new BatchPublishError(outcomes);
-    return outcomes.map((o) => new AsyncResult(o.id, this.host));
+    return outcomes.map((o) => new AsyncResult(o.id, this.#host));
   }
 
   /** The broker transport (built with the app; connections open lazily inside it). */
   get transport(): Transport {
-    return this.brokerTransport;
+    return this.#brokerTransport;
   }
 
   /**
@@ -256,10 +257,10 @@ export class Celery {
    * `ConfigurationError` when none is configured.
    */
   get backend(): ResultBackend {
-    if (!this.resultBackend) {
+    if (!this.#resultBackend) {
       const b = this.options.backend;
       if (b === undefined) throw new ConfigurationError("no result backend configured: pass `backend` (e.g. redis://host:6379/0) to new Celery()");
-      this.resultBackend =
+      this.#resultBackend =
         typeof b === "string"
           ? backendFor(
               b,
@@ -270,13 +271,13 @@ export class Celery {
                 replyTo: this.oid,
                 resultSerializer: this.options.resultSerializer,
                 resultAccept: this.options.resultAccept,
-                serializers: this.defaults.serializers,
+                serializers: this.#defaults.serializers,
               },
               this.options.backends,
             )
           : b;
     }
-    return this.resultBackend;
+    return this.#resultBackend;
   }
 
   /**
@@ -294,16 +295,16 @@ export class Celery {
 
   /** Revokes a task (parked: schedule deleted; queued: Celery's broadcast revoke). */
   async revoke(taskId: string, options: RevokeOptions = {}): Promise<void> {
-    const message = revokeMessage(taskId, options, ++this.revokeClock);
+    const message = revokeMessage(taskId, options, ++this.#revokeClock);
     const parking = this.options.parking?.transport;
     // The scheduler function deletes a parked schedule; the broker copy reaches running workers.
-    await Promise.all([parking?.publish(message), this.brokerTransport === parking ? undefined : this.brokerTransport.publish(message)]);
+    await Promise.all([parking?.publish(message), this.#brokerTransport === parking ? undefined : this.#brokerTransport.publish(message)]);
   }
 
   /** Closes the broker connection and the result backend. The app cannot send afterwards. */
   async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all([this.brokerTransport.close(), this.options.parking?.transport.close(), this.resultBackend?.close()]);
+    this.#closed = true;
+    await Promise.all([this.#brokerTransport.close(), this.options.parking?.transport.close(), this.#resultBackend?.close()]);
   }
 
   /** Sends one call of task `name` (`task` holds its declared options). */
@@ -313,18 +314,18 @@ export class Celery {
     // As Celery's send_task: the backend may prepare (rpc:// declares its reply queue) unless ignore_result.
     if (!ignoreResult) await this.#backendForSend()?.onTaskCall?.(message.meta.id);
     await this.#transportFor(message).publish(message, this.#publishOptions(call));
-    return new AsyncResult<R>(message.meta.id, this.host, { ignoreResult });
+    return new AsyncResult<R>(message.meta.id, this.#host, { ignoreResult });
   }
 
   #build(name: string, call: ApplyOptions, task: SendOptions): TaskMessage | Promise<TaskMessage> {
-    if (this.closed) throw new ConfigurationError("this app was closed");
-    return buildTaskMessage(name, call, task, this.defaults);
+    if (this.#closed) throw new ConfigurationError("this app was closed");
+    return buildTaskMessage(name, call, task, this.#defaults);
   }
 
   #transportFor(message: TaskMessage): Transport {
     const parking = this.options.parking;
     if (parking && message.meta.eta !== null && isFarEta(message.meta, parking.thresholdSeconds)) return parking.transport;
-    return this.brokerTransport;
+    return this.#brokerTransport;
   }
 
   #publishOptions(o: { connectTimeout?: number }): PublishOptions {
