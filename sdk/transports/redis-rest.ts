@@ -100,22 +100,23 @@ interface Route {
 
 export class RedisRestTransport implements Transport {
   readonly kind = "redis-rest";
-  // Assigned in the constructor (`declare`: no class-field definitions in every edge bundle).
+  // `declare`d: assigned in the constructor, no class-field definitions in every edge bundle. The
+  // rest is `#private`, which a minifier renames.
   declare readonly layout: RedisLayout;
   /** The REST URL's origin, for errors: never a path, query or credentials. */
   declare readonly where: string;
-  declare private readonly endpoint: string;
-  declare private readonly token: string;
-  declare private readonly types: ReadonlyMap<string, ExchangeType>;
-  declare private readonly timeout: number;
-  declare private readonly maxResponseBytes: number;
-  declare private readonly fetchFn: typeof fetch;
+  readonly #endpoint: string;
+  readonly #token: string;
+  readonly #types: ReadonlyMap<string, ExchangeType>;
+  readonly #timeout: number;
+  readonly #maxResponseBytes: number;
+  readonly #fetch: typeof fetch;
   /** Binding members last read per exchange: routing uses them, the script checks they still hold. */
-  declare private readonly tables: Map<string, string[]>;
+  readonly #tables = new Map<string, string[]>();
   /** Bindings this transport has recorded (`<set key>\0<member>`). */
-  declare private readonly declared: Set<string>;
-  declare private readonly inflight: Set<Promise<unknown>>;
-  declare private closed: boolean;
+  readonly #declared = new Set<string>();
+  readonly #inflight = new Set<Promise<unknown>>();
+  #closed = false;
 
   constructor(options: RedisRestOptions) {
     const bad = (what: string): never => {
@@ -136,18 +137,14 @@ export class RedisRestTransport implements Transport {
     const db = options.db ?? 0;
     if (!Number.isSafeInteger(db) || db < 0) bad(`db must be a database number, got ${JSON.stringify(db)}`);
     const positive = (v: number | undefined, name: string, d: number): number => (v === undefined ? d : Number.isFinite(v) && v > 0 ? v : bad(`${name} must be a number above 0, got ${JSON.stringify(v)}`));
-    this.timeout = positive(options.timeout, "timeout", 10_000);
-    this.maxResponseBytes = positive(options.maxResponseBytes, "maxResponseBytes", 1 << 20);
+    this.#timeout = positive(options.timeout, "timeout", 10_000);
+    this.#maxResponseBytes = positive(options.maxResponseBytes, "maxResponseBytes", 1 << 20);
     this.layout = redisLayout(options.transportOptions, db);
     this.where = url!.origin;
-    this.endpoint = url!.origin + url!.pathname.replace(/\/+$/, "");
-    this.token = token;
-    this.types = new Map(Object.entries(options.exchangeTypes ?? {}));
-    this.fetchFn = options.fetch ?? ((...a) => globalThis.fetch(...a));
-    this.tables = new Map();
-    this.declared = new Set();
-    this.inflight = new Set();
-    this.closed = false;
+    this.#endpoint = url!.origin + url!.pathname.replace(/\/+$/, "");
+    this.#token = token;
+    this.#types = new Map(Object.entries(options.exchangeTypes ?? {}));
+    this.#fetch = options.fetch ?? ((...a) => globalThis.fetch(...a));
   }
 
   async publish(message: TaskMessage, options?: PublishOptions): Promise<PublishReceipt> {
@@ -157,33 +154,35 @@ export class RedisRestTransport implements Transport {
   }
 
   async publishMany(messages: readonly TaskMessage[], options: PublishOptions = {}): Promise<PublishOutcome[]> {
-    if (this.closed) return messages.map(() => ({ ok: false, error: new ConnectionError("transport is closed") }));
-    const work = this.send(messages, options.timeout ?? this.timeout);
-    this.inflight.add(work);
+    if (this.#closed) return messages.map(() => ({ ok: false, error: new ConnectionError("transport is closed") }));
+    const work = this.#send(messages, options.timeout ?? this.#timeout);
+    this.#inflight.add(work);
     try {
       return await work;
     } finally {
-      this.inflight.delete(work);
+      this.#inflight.delete(work);
     }
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    await Promise.allSettled([...this.inflight]);
+    this.#closed = true;
+    await Promise.allSettled([...this.#inflight]);
   }
 
   /** Text from the server, fit for an error: the token masked, controls dropped, clipped. */
-  private clean(text: string): string {
-    return text.split(this.token).join("***").replace(/[\0-\x1f\x7f]+/g, " ").slice(0, 200);
+  #clean(text: string): string {
+    return text.split(this.#token).join("***").replace(/[\0-\x1f\x7f]+/g, " ").slice(0, 200);
   }
 
   /**
    * One call: a first `/pipeline` with every command, then, only for exchanges whose bindings
    * were unknown or changed, further ones with their script calls alone; one deadline for all.
    */
-  private async send(messages: readonly TaskMessage[], ms: number): Promise<PublishOutcome[]> {
+  async #send(messages: readonly TaskMessage[], ms: number): Promise<PublishOutcome[]> {
     const signal = AbortSignal.timeout(ms);
-    const { layout, where, tables, declared } = this;
+    const { layout, where } = this;
+    const tables = this.#tables;
+    const declared = this.#declared;
     const outcomes: Array<PublishOutcome | undefined> = new Array(messages.length);
     const payloads = messages.map((m) => kombuMessage(m, crypto.randomUUID()));
     const commands: Command[] = [];
@@ -193,7 +192,7 @@ export class RedisRestTransport implements Transport {
     const fail = (i: number, error: CeleryError): void => void (outcomes[i] ??= { ok: false, error });
     const ok = (i: number): void => void (outcomes[i] ??= { ok: true, receipt: { id: messages[i]!.meta.id } });
     const id = (i: number): string => messages[i]!.meta.id;
-    const refused = (i: number, error: string): void => fail(i, new PublishError("ERR_PUBLISH", `${where} refused task ${id(i)}: ${this.clean(error)}`));
+    const refused = (i: number, error: string): void => fail(i, new PublishError("ERR_PUBLISH", `${where} refused task ${id(i)}: ${this.#clean(error)}`));
     // A reply that is not what its command answers: the front is not Redis, and what it did is unknown.
     const odd = (i: number): void => fail(i, new ConnectionError(`${where} answered task ${id(i)}'s command with something Redis does not; it may or may not have been sent`));
     const learn = (exchange: string, members: string[]): void => {
@@ -226,7 +225,7 @@ export class RedisRestTransport implements Transport {
         handlers.push((r) => ("error" in r ? refused(i, r.error) : typeof r.result === "number" ? ok(i) : odd(i)));
         return;
       }
-      const known = declaredTypeOf(m, this.types);
+      const known = declaredTypeOf(m, this.#types);
       if (known === "fanout") {
         commands.push(["PUBLISH", fanoutChannel(layout, m.exchange, m.routingKey), payloads[i]!]);
         handlers.push((r) =>
@@ -292,7 +291,7 @@ export class RedisRestTransport implements Transport {
       if (commands.length === 0) break;
       let replies: Reply[];
       try {
-        replies = await this.pipeline(commands, signal, ms);
+        replies = await this.#pipeline(commands, signal, ms);
       } catch (err) {
         for (const bid of declaring) declared.delete(bid);
         messages.forEach((_, i) => fail(i, err as CeleryError));
@@ -306,7 +305,7 @@ export class RedisRestTransport implements Transport {
   }
 
   /** One POST to `/pipeline`: one reply per command, or a typed error for the whole request. */
-  private async pipeline(commands: Command[], signal: AbortSignal, ms: number): Promise<Reply[]> {
+  async #pipeline(commands: Command[], signal: AbortSignal, ms: number): Promise<Reply[]> {
     const at = `${this.where}/pipeline`;
     let response: Response;
     let text: string | null;
@@ -317,9 +316,9 @@ export class RedisRestTransport implements Transport {
     signal.addEventListener("abort", onAbort);
     if (signal.aborted) onAbort();
     try {
-      const request = this.fetchFn(`${this.endpoint}/pipeline`, {
+      const request = this.#fetch(`${this.#endpoint}/pipeline`, {
         method: "POST",
-        headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${this.#token}`, "content-type": "application/json" },
         body: JSON.stringify(commands),
         signal,
         // A redirect would take the token along to wherever it points.
@@ -327,15 +326,15 @@ export class RedisRestTransport implements Transport {
       });
       request.catch(() => {});
       response = await Promise.race([request, aborted]);
-      text = await readBounded(response, this.maxResponseBytes, aborted);
+      text = await readBounded(response, this.#maxResponseBytes, aborted);
     } catch (err) {
       if (signal.aborted) throw new TimeoutError(`no answer from ${at} within ${ms} ms; the tasks may or may not have been sent`);
-      throw new ConnectionError(`cannot reach ${at}: ${this.clean(err instanceof Error ? err.message : String(err))}; the tasks may or may not have been sent`);
+      throw new ConnectionError(`cannot reach ${at}: ${this.#clean(err instanceof Error ? err.message : String(err))}; the tasks may or may not have been sent`);
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
     const status = response.status;
-    if (text === null) throw new ConnectionError(`${at} answered more than ${this.maxResponseBytes} bytes (HTTP ${status}); the tasks may or may not have been sent`);
+    if (text === null) throw new ConnectionError(`${at} answered more than ${this.#maxResponseBytes} bytes (HTTP ${status}); the tasks may or may not have been sent`);
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -343,7 +342,7 @@ export class RedisRestTransport implements Transport {
       body = undefined;
     }
     const said = asReply(body);
-    const error = said && "error" in said ? `: ${this.clean(said.error)}` : "";
+    const error = said && "error" in said ? `: ${this.#clean(said.error)}` : "";
     if (status === 401 || status === 403) throw new AuthenticationError(`${at} refused the REST token (HTTP ${status}${error}); the tasks were not sent`);
     // 0: an opaque redirect, where the runtime hides the status.
     if (status < 200 || (status >= 300 && status < 400)) throw new ConnectionError(`${at} redirected (HTTP ${status}), which is not followed; the tasks were not sent`);
