@@ -1,22 +1,25 @@
 /**
  * Bundle budget: a worker that imports `Celery` and a universal transport (`sqsRelay`, or
  * `redisRest`) and sends one task, bundled for workerd the way wrangler does it, minified and
- * gzipped, stays within its budget.
+ * gzipped, stays within its budget. Each budget sits just above the size last measured, so growth
+ * fails here and has to be paid for (or the budget raised, with the reason in BENCHMARKS.md).
  */
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 import { heaviestInputs, measure, WORKERD_CONDITIONS } from "./bundle.js";
 
-const BUDGET_BYTES = 12 * 1024;
+/** Measured 12,202 B (#20; 12,483 B before, 12,112 B at the last release). The #20 target is 8 KiB. */
+const BUDGET_BYTES = 12_250;
 const SUBJECT = fileURLToPath(new URL("./fixtures/budget-worker.ts", import.meta.url));
 /**
  * `redisRest` carries kombu's Redis layout and routing (redis-wire, redis-route) on top of the core
- * that every worker pays for; measured 14,800 B when added (the core alone about 10.3 KB).
+ * that every worker pays for (about 9.6 KB with a do-nothing transport). Measured 14,041 B (#20;
+ * 14,323 B before).
  */
-const REDIS_BUDGET_BYTES = 15 * 1024;
+const REDIS_BUDGET_BYTES = 14_100;
 const REDIS_SUBJECT = fileURLToPath(new URL("./fixtures/budget-redis-worker.ts", import.meta.url));
 
-it("keeps a one-task worker within 12 KiB minified and gzipped", async () => {
+it(`keeps a one-task worker within ${BUDGET_BYTES} B minified and gzipped`, async () => {
   // Act
   const size = await measure({ entry: SUBJECT, conditions: WORKERD_CONDITIONS });
 
@@ -35,7 +38,7 @@ it("keeps a one-task worker within 12 KiB minified and gzipped", async () => {
   );
 });
 
-it("keeps a one-task worker on redisRest within 15 KiB minified and gzipped", async () => {
+it(`keeps a one-task worker on redisRest within ${REDIS_BUDGET_BYTES} B minified and gzipped`, async () => {
   // Act
   const size = await measure({ entry: REDIS_SUBJECT, conditions: WORKERD_CONDITIONS });
 
