@@ -59,7 +59,8 @@ function attributesFor(m: TaskMessage): Record<string, { DataType: string; Strin
   };
 }
 
-function envCredentials(): AwsCredentials | undefined {
+/** AWS_* environment credentials (as on Lambda), else undefined. */
+export function envCredentials(): AwsCredentials | undefined {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
   if (!env?.AWS_ACCESS_KEY_ID || !env.AWS_SECRET_ACCESS_KEY) return undefined;
   return { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) };
