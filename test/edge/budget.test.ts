@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
-import { heaviestInputs, measure, WORKERD_CONDITIONS } from "./bundle.js";
+import { gzipCostByInput, measure, WORKERD_CONDITIONS } from "./bundle.js";
 
 /** Measured 12,202 B (#20; 12,483 B before, 12,112 B at the last release). The #20 target is 8 KiB. */
 const BUDGET_BYTES = 12_250;
@@ -19,18 +19,22 @@ const SUBJECT = fileURLToPath(new URL("./fixtures/budget-worker.ts", import.meta
 const REDIS_BUDGET_BYTES = 14_100;
 const REDIS_SUBJECT = fileURLToPath(new URL("./fixtures/budget-redis-worker.ts", import.meta.url));
 
+/** The inputs whose code costs the most once gzipped, one per line, for the log and a failure. */
+async function heaviestOf(entry: string): Promise<string> {
+  const costs = await gzipCostByInput({ entry, conditions: WORKERD_CONDITIONS });
+  return costs.map(({ input, bytes }) => `    ${String(bytes).padStart(6)} B  ${input}`).join("\n");
+}
+
 it(`keeps a one-task worker within ${BUDGET_BYTES} B minified and gzipped`, async () => {
   // Act
   const size = await measure({ entry: SUBJECT, conditions: WORKERD_CONDITIONS });
 
   // Assess
-  const heaviest = heaviestInputs(size.minifiedBundle)
-    .map(({ input, bytes }) => `    ${String(bytes).padStart(6)} B  ${input}`)
-    .join("\n");
+  const heaviest = await heaviestOf(SUBJECT);
   console.log(
     `bundle budget (workerd, esbuild ${WORKERD_CONDITIONS.join("/")}): raw ${size.raw} B, minified ${size.minified} B, ` +
       `minified+gzip ${size.gzipped} B (${(size.gzipped / 1024).toFixed(1)} KiB) of ${BUDGET_BYTES} B\n` +
-      `  heaviest inputs, minified:\n${heaviest}`,
+      `  heaviest inputs, gzip cost:\n${heaviest}`,
   );
   expect(size.minifiedBundle.nodeBuiltins).toEqual([]);
   expect(size.gzipped, `minified+gzip ${size.gzipped} B is over the ${BUDGET_BYTES} B budget; heaviest inputs:\n${heaviest}`).toBeLessThanOrEqual(
@@ -43,10 +47,8 @@ it(`keeps a one-task worker on redisRest within ${REDIS_BUDGET_BYTES} B minified
   const size = await measure({ entry: REDIS_SUBJECT, conditions: WORKERD_CONDITIONS });
 
   // Assess
-  const heaviest = heaviestInputs(size.minifiedBundle)
-    .map(({ input, bytes }) => `    ${String(bytes).padStart(6)} B  ${input}`)
-    .join("\n");
-  console.log(`bundle budget, redisRest (workerd): minified ${size.minified} B, minified+gzip ${size.gzipped} B of ${REDIS_BUDGET_BYTES} B\n  heaviest inputs, minified:\n${heaviest}`);
+  const heaviest = await heaviestOf(REDIS_SUBJECT);
+  console.log(`bundle budget, redisRest (workerd): minified ${size.minified} B, minified+gzip ${size.gzipped} B of ${REDIS_BUDGET_BYTES} B\n  heaviest inputs, gzip cost:\n${heaviest}`);
   expect(size.minifiedBundle.nodeBuiltins).toEqual([]);
   expect(size.minifiedBundle.inputs).toContain("sdk/transports/redis-rest.ts");
   expect(size.gzipped, `minified+gzip ${size.gzipped} B is over the ${REDIS_BUDGET_BYTES} B budget; heaviest inputs:\n${heaviest}`).toBeLessThanOrEqual(REDIS_BUDGET_BYTES);

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { build, type Metafile, type Plugin } from "esbuild";
+import { build, transform, type Metafile, type Plugin } from "esbuild";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -166,12 +166,27 @@ export async function measure(options: Omit<BundleOptions, "minify">): Promise<B
   return { raw: Buffer.byteLength(raw.code), minified: bytes.length, gzipped: gzipSync(bytes, { level: 9 }).length, minifiedBundle: min };
 }
 
-/** The inputs that put the most bytes into a minified bundle, largest first. */
-export function heaviestInputs(b: Bundle, count = 8): Array<{ input: string; bytes: number }> {
-  const output = Object.values(b.metafile.outputs)[0];
-  if (!output) return [];
-  return Object.entries(output.inputs)
-    .map(([input, { bytesInOutput }]) => ({ input, bytes: bytesInOutput }))
-    .sort((a, b2) => b2.bytes - a.bytes)
+/**
+ * What each input costs once gzipped: the bundle minified and gzipped with and without that input's
+ * code, largest first. gzip shares repeated text across inputs, so the costs do not add up to the
+ * total exactly, but they say what a cut would save where minified bytes do not.
+ */
+export async function gzipCostByInput(options: Omit<BundleOptions, "minify">, count = 8): Promise<Array<{ input: string; bytes: number }>> {
+  // Unminified output marks where each input's code starts with a `// <path>` line.
+  const { code } = await bundle({ ...options, minify: false });
+  const sections = code.split(/^(?=\/\/ [\w./-]+\.[cm]?[jt]sx?\n)/m);
+  const gz = async (text: string): Promise<number> =>
+    gzipSync((await transform(text, { minify: true, format: options.format ?? "esm", target: "es2022" })).code, { level: 9 }).length;
+  const total = await gz(code);
+  const costs = await Promise.all(
+    sections.map(async (section, i) => {
+      const input = /^\/\/ (\S+)\n/.exec(section)?.[1];
+      if (!input) return null;
+      return { input, bytes: total - (await gz(sections.filter((_, j) => j !== i).join(""))) };
+    }),
+  );
+  return costs
+    .filter((c): c is { input: string; bytes: number } => c !== null)
+    .sort((a, b) => b.bytes - a.bytes)
     .slice(0, count);
 }
