@@ -146,6 +146,21 @@ describe("refused before sending", () => {
   });
 });
 
+describe("delays", () => {
+  it("sends a countdown within 15 minutes as DelaySeconds, a further one with SQS's longest, and none to a FIFO queue", async () => {
+    const sqs = fakeSqs(allTaken);
+    const app = appWith(sqs.fetch);
+    await app.sendTask("tasks.add", { countdown: 120.9 });
+    await app.sendTask("tasks.add", { countdown: 7200 });
+    await app.sendTask("tasks.add", { countdown: 120, queue: "sqsb-jobs.fifo" });
+    await app.sendTask("tasks.add", {});
+    const delays = sqs.calls.map((c) => c.payload.Entries[0].DelaySeconds);
+    expect(delays[0]).toBeGreaterThanOrEqual(119);
+    expect(delays[0]).toBeLessThanOrEqual(120);
+    expect(delays.slice(1)).toEqual([900, undefined, undefined]);
+  });
+});
+
 describe("batches", () => {
   it("splits at ten entries and at SQS's total size", () => {
     const sizes = batchesOf(Array.from({ length: 25 }, () => ({ size: 1 }))).map((b) => b.length);
