@@ -9,6 +9,7 @@ import { ConfigurationError } from "../../sdk/errors.js";
 import type { Transport } from "../../sdk/transport.js";
 import { AmqpTransport } from "../../sdk/transports/amqp.js";
 import type { RedisLayout, RedisTransportOptions } from "../../sdk/transports/redis-wire.js";
+import type { WarningHandler } from "../../sdk/warnings.js";
 
 /**
  * Set by the construct's bundling (esbuild `define`, from `CeleryRelay`'s `brokerType`): `false`
@@ -22,6 +23,8 @@ export interface RelayBrokerOptions {
   transportOptions?: RedisTransportOptions;
   /** Told once when options are given for a broker that does not use them. */
   warn?: (message: string) => void;
+  /** The broker's own warnings (a fleet queue whose settings differ from the policy's declaration). @default console.warn */
+  onWarning?: WarningHandler;
 }
 
 const REDIS_SCHEME = /^rediss?:\/\//i;
@@ -42,7 +45,7 @@ export async function relayBroker(url: string, options: RelayBrokerOptions = {})
     throw new ConfigurationError('the broker URL is redis:// but this relay was bundled for RabbitMQ only: deploy CeleryRelay with brokerType: "redis"');
   }
   if (options.transportOptions !== undefined) options.warn?.("BROKER_TRANSPORT_OPTIONS is set but the broker is not redis://: the options are ignored");
-  return new AmqpTransport({ url: text });
+  return new AmqpTransport({ url: text, ...(options.onWarning ? { onWarning: options.onWarning } : {}) });
 }
 
 /**

@@ -52,7 +52,12 @@ function loadDeps(): Promise<RelayDeps> {
   if (deps) return deps;
   deps = (async (): Promise<RelayDeps> => {
     const url = config.brokerUrl ?? (await fetchBrokerUrl(config.brokerSecretArn!));
-    const broker = await relayBroker(url, { transportOptions: config.brokerTransportOptions, warn: (m) => logger.warn(m) });
+    const broker = await relayBroker(url, {
+      transportOptions: config.brokerTransportOptions,
+      warn: (m) => logger.warn(m),
+      // Structured like every other relay log line, so the mismatch can be searched for by code.
+      onWarning: (w) => logger.warn(w.message, { code: w.code }),
+    });
     const thresholdSeconds = park ? parkThresholdFor(broker, park.thresholdSeconds) : 0;
     if (park && thresholdSeconds < park.thresholdSeconds) {
       logger.info("parking tasks due later than half the Redis workers' visibility_timeout", { parkThresholdSeconds: thresholdSeconds });

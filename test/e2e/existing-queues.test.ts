@@ -176,7 +176,6 @@ describe("a quorum queue in the app's queues config", () => {
 describe("through the relay", () => {
   it("relays a task into a queue the fleet declared with x-max-priority, though the policy declares it without arguments", async () => {
     // Prepare: the policy's `declare: true` means a durable queue without arguments.
-    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     const harness = await startRelayHarness({ brokerUrl: BROKER, policy: { queues: [{ name: "ce.eq.priority", declare: true }] } });
     const viaRelay = new Celery({
       broker: sqsRelay({ queueUrl: harness.intake.url, endpoint: harness.sqs.endpoint, credentials: LOCAL_CREDENTIALS }),
@@ -185,15 +184,16 @@ describe("through the relay", () => {
       // Act
       const r = await viaRelay.sendTask("tasks.record", { args: ["relayed"], queue: "ce.eq.priority", priority: 8 });
 
-      // Assess: run by the worker, and the relay's transport said once (on the console, its default) how the queue differs.
+      // Assess: run by the worker, and the relay logged once, as a structured warning with its code, how the queue differs.
       const rec = await log.waitForTask(r.id, 30_000);
       expect([rec.routing_key, rec.priority, rec.hostname]).toEqual(["ce.eq.priority", 8, worker.hostname]);
-      const said = warn.mock.calls.map((c) => String(c[0])).filter((line) => line.includes('"ce.eq.priority"'));
+      const said = harness.logs.filter((line) => line.includes("WARN_QUEUE_MISMATCH")).map((line) => JSON.parse(line) as { level: string; message: string; code: string });
       expect(said).toHaveLength(1);
-      expect(said[0]).toMatch(/^celery-edge WARN_QUEUE_MISMATCH: .*inequivalent arg 'x-max-priority'/);
-      expect(said[0]).not.toContain("guest:guest");
+      expect(said[0]!.level).toBe("WARN");
+      expect(said[0]!.code).toBe("WARN_QUEUE_MISMATCH");
+      expect(said[0]!.message).toMatch(/"ce\.eq\.priority".*inequivalent arg 'x-max-priority'/);
+      expect(said[0]!.message).not.toContain("guest:guest");
     } finally {
-      warn.mockRestore();
       await viaRelay.close();
       await harness.stop();
     }
