@@ -56,7 +56,7 @@ export function sqsCaller(target: SqsCallTarget): SqsCall {
           // not JSON: reported through `text`
         }
         const type = typeof json.__type === "string" ? json.__type : (response.headers.get("x-amzn-query-error") ?? "");
-        return { ok: response.ok, status: response.status, errorType: type.split("#").pop()!.split(";")[0]!.split(".").pop()!, json, text };
+        return { ok: response.ok, status: response.status, errorType: type.split("#").pop()!.split(";")[0]!.split(".").pop()!.slice(0, 100), json, text };
       }
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }

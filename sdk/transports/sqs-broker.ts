@@ -154,11 +154,16 @@ export class SqsBrokerTransport implements Transport {
     const request: Record<string, unknown> = { MessageBody: body };
     if (isFifoQueueName(name)) {
       // FIFO queues take no per-message delay: the worker holds the task until its `eta` header.
-      const group = typeof this.#groupId === "function" ? this.#groupId(m) : this.#groupId;
+      let group: unknown;
+      try {
+        group = typeof this.#groupId === "function" ? this.#groupId(m) : this.#groupId;
+      } catch (err) {
+        return { error: asCeleryError(err, (msg, cause) => new ConfigurationError(`${what}: fifo.messageGroupId threw: ${msg.slice(0, 200)}`, { code: "ERR_INVALID_OPTION", cause })) };
+      }
       if (!isFifoId(group)) return { error: new ConfigurationError(`${what}: MessageGroupId must be 1-128 printable ASCII characters, got ${JSON.stringify(group)?.slice(0, 40)}`, { code: "ERR_INVALID_OPTION" }) };
       // The task id deduplicates: a send retried within SQS's 5-minute window is not a second task.
       if (!isFifoId(m.meta.id)) return { error: new ConfigurationError(`${what}: a FIFO queue's MessageDeduplicationId is the task id, which must be 1-128 printable ASCII characters`, { code: "ERR_INVALID_OPTION" }) };
-      request.MessageGroupId = group;
+      request.MessageGroupId = group as string;
       request.MessageDeduplicationId = m.meta.id;
     } else {
       // Whole seconds, rounded down: the worker waits out the rest to the exact `eta` header.
@@ -173,11 +178,13 @@ export class SqsBrokerTransport implements Transport {
     if (this.#predefined) return Promise.resolve({ url: this.#predefined.get(name)! });
     let found = this.#urls.get(name);
     if (!found) {
+      // Bounded: queue names come from routing, which a caller may vary.
+      if (this.#urls.size >= 1000) this.#urls.clear();
       found = this.#lookUp(name, signal, ms);
       this.#urls.set(name, found);
-      // A failed look-up (other than "no such queue") is tried again by the next call.
+      // Only a URL is kept: a queue missing now may be created by a worker starting later.
       void found.then((d) => {
-        if ("error" in d && d.error.code !== "ERR_UNROUTABLE") this.#urls.delete(name);
+        if ("error" in d) this.#urls.delete(name);
       });
     }
     return found;

@@ -84,6 +84,22 @@ describe("queue names as kombu maps them", () => {
     expect(error.code).toBe("ERR_UNROUTABLE");
     expect(sqs.calls.map((c) => c.action)).toEqual(["GetQueueUrl"]);
   });
+
+  it("looks a missing queue up again on the next call: a worker may have created it since", async () => {
+    let exists = false;
+    const sqs = fakeSqs((action, p) =>
+      action !== "GetQueueUrl"
+        ? allTaken(action, p)
+        : exists
+          ? { json: { QueueUrl: `https://example/123/${p.QueueName}` } }
+          : { status: 400, json: { __type: "com.amazonaws.sqs#QueueDoesNotExist" } },
+    );
+    const app = appWith(sqs.fetch, { predefinedQueues: undefined });
+    await expect(app.sendTask("tasks.add", {})).rejects.toMatchObject({ code: "ERR_UNROUTABLE" });
+    exists = true;
+    await app.sendTask("tasks.add", {});
+    expect(sqs.calls.map((c) => c.action)).toEqual(["GetQueueUrl", "GetQueueUrl", "SendMessageBatch"]);
+  });
 });
 
 describe("refused before sending", () => {
@@ -139,6 +155,25 @@ describe("refused before sending", () => {
     const error = (await app.sendTask("tasks.add", { queue: "sqsb-jobs.fifo" }).catch((e: unknown) => e)) as CeleryError;
     expect(error.code).toBe("ERR_INVALID_OPTION");
     expect(sqs.calls).toEqual([]);
+  });
+
+  it("a FIFO group function that throws, as ERR_INVALID_OPTION for that task only", async () => {
+    const sqs = fakeSqs(allTaken);
+    const app = appWith(sqs.fetch, {
+      fifo: {
+        messageGroupId: (m) => {
+          if (m.meta.name === "tasks.bad") throw new Error("no group for this one");
+          return "g1";
+        },
+      },
+    });
+    const error = (await app
+      .sendMany([{ task: "tasks.bad", queue: "sqsb-jobs.fifo" }, { task: "tasks.good", queue: "sqsb-jobs.fifo" }])
+      .catch((e: unknown) => e)) as { outcomes: Array<{ ok: boolean; error?: CeleryError }> };
+    expect(error.outcomes.map((o) => o.ok)).toEqual([false, true]);
+    expect(error.outcomes[0]!.error!.code).toBe("ERR_INVALID_OPTION");
+    expect(sqs.calls[0]!.payload.Entries).toHaveLength(1);
+    expect(sqs.calls[0]!.payload.Entries[0].MessageGroupId).toBe("g1");
   });
 
   it("predefinedQueues that mix a FIFO name with a standard URL, at construction", () => {
