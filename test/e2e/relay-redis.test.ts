@@ -33,9 +33,13 @@ const POLICY: RelayPolicy = {
   queues: [
     { name: "rr.default", declare: true },
     { name: "rr.priority", declare: false },
+    { name: "rr.early", declare: true },
   ],
   exchanges: [{ exchange: "celery_edge.topic", routingKeys: ["video.#"] }],
-  contentTypes: ["application/json", "application/x-msgpack"],
+  contentTypes: ["application/json", "application/x-msgpack", "application/x-yaml"],
+  // Only so the pickle case below can prove the relay carries every serializer to a Redis fleet: the
+  // test worker accepts pickle and every sender here is the test itself. Production policies keep it off.
+  dangerouslyAllowPickle: true,
 };
 const log = new ExecutionLog({ key: "celery_edge:executions:relay-redis" });
 const workerEnv = {
@@ -169,8 +173,10 @@ describe("far-ETA tasks on a Redis fleet", () => {
   }, 30_000);
 });
 
+const CONTENT_TYPE = { json: "application/json", msgpack: "application/x-msgpack", yaml: "application/x-yaml", pickle: "application/x-python-serialize" } as const;
+
 describe("relayed tasks run on the Redis fleet", () => {
-  for (const serializer of ["json", "msgpack"] as const) {
+  for (const serializer of ["json", "msgpack", "yaml", "pickle"] as const) {
     it(`runs a ${serializer} task with its args and kwargs`, async () => {
       const args = [1, "two", { three: [3.5, null, true] }];
       const kwargs = { k: "v", n: -7 };
@@ -178,7 +184,7 @@ describe("relayed tasks run on the Redis fleet", () => {
       const rec = await log.waitForTask(r.id, 20_000);
       expect(rec.args).toEqual(args);
       expect(rec.kwargs).toEqual(kwargs);
-      expect(rec.content_type).toBe(serializer === "json" ? "application/json" : "application/x-msgpack");
+      expect(rec.content_type).toBe(CONTENT_TYPE[serializer]);
       // The policy's queue was declared as a worker would (also when no worker declared it yet).
       expect(await redis.sMembers(`${PREFIX}_kombu.binding.rr.default`)).toContain(`rr.default${SEP}${SEP}rr.default`);
     });
@@ -249,4 +255,70 @@ describe("revokes reach the Redis fleet", () => {
     expect((await log.read()).filter((r) => r.id === held.id)).toEqual([]);
     expect(worker.logs()).toMatch(new RegExp(`Discarding revoked task: tasks\\.record\\[${held.id}\\]`));
   }, 60_000);
+});
+
+describe("the rest of the Redis broker's acceptance list, through the relay", () => {
+  for (const compression of ["gzip", "zlib"] as const) {
+    it(`runs a ${compression}-compressed msgpack task`, async () => {
+      const args = ["compressed", "x".repeat(2_000), [1, 2, 3]];
+      const r = await viaRelay.sendTask("tasks.record", { args, serializer: "msgpack", compression });
+      const rec = await log.waitForTask(r.id, 20_000);
+      expect(rec.args).toEqual(args);
+      expect(rec.headers?.compression).toBe("application/x-gzip");
+    });
+  }
+
+  it("runs a 2-s countdown (below the park threshold) no earlier than its ETA", async () => {
+    // Act
+    const sentAt = Date.now();
+    const r = await viaRelay.sendTask("tasks.record", { args: ["countdown"], countdown: 2 });
+    const rec = await log.waitForTask(r.id, 20_000);
+
+    // Assess: the ETA travelled with the task, and the worker started it no earlier; not parked.
+    expect(rec.eta).not.toBeNull();
+    const eta = Date.parse(rec.eta!);
+    expect(eta).toBeGreaterThanOrEqual(sentAt + 2000 - 5);
+    expect(rec.started_at * 1000).toBeGreaterThanOrEqual(eta - 5);
+    expect(rec.started_at * 1000).toBeGreaterThanOrEqual(sentAt + 2000 - 5);
+    expect(functions.standIn.calls.some((c) => c.name === `celery-edge-${r.id}`)).toBe(false);
+  });
+
+  it("runs a task relayed before any worker consumed its queue, once a worker starts", async () => {
+    // Prepare: no worker consumes rr.early; the relay records the policy's binding as kombu's declare would.
+    const r = await viaRelay.sendTask("tasks.record", { args: ["before-worker"], queue: "rr.early" });
+    expect(await until(async () => (await redis.lLen(`${PREFIX}rr.early`)) === 1, 20_000)).toBe(true);
+    expect(await redis.sMembers(`${PREFIX}_kombu.binding.rr.early`)).toEqual([`rr.early${SEP}${SEP}rr.early`]);
+    expect((await log.read()).filter((x) => x.id === r.id)).toEqual([]);
+
+    // Act
+    const late = await startCeleryWorker({ queues: ["rr.early"], resultBackend: BROKER, env: workerEnv });
+    joined.push(late);
+
+    // Assess
+    const rec = await log.waitForTask(r.id, 30_000);
+    expect(rec.hostname).toBe(late.hostname);
+    expect(rec.routing_key).toBe("rr.early");
+    await late.stop();
+  }, 60_000);
+
+  it("runs 500 concurrent sends through the relay each exactly once", async () => {
+    // Act: 500 concurrent sendTask calls into the intake queue; the relay takes them in SQS batches.
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => viaRelay.sendTask("tasks.record", { args: ["burst", i] })));
+    const ids = new Set(results.map((r) => r.id));
+    expect(ids.size).toBe(500);
+    await log.waitFor({ where: (r) => ids.has(r.id), count: 500 }, 90_000);
+    const allRan = Date.now() - started;
+    // Read after a sentinel sent after the burst has run: a duplicate relayed publish would have run by then.
+    const sentinel = await viaRelay.sendTask("tasks.record", { args: ["after-burst"] });
+    await log.waitForTask(sentinel.id, 30_000);
+
+    // Assess
+    const runs = new Map<string, number>();
+    for (const r of await log.read()) if (ids.has(r.id)) runs.set(r.id, (runs.get(r.id) ?? 0) + 1);
+    console.log(`500 relayed sends: all run ${allRan} ms after the first send`);
+    expect(runs.size).toBe(500);
+    expect([...runs.values()].filter((n) => n !== 1)).toEqual([]);
+    expect((await log.read()).filter((r) => r.args[0] === "burst").map((r) => r.args[1]).sort((a, b) => (a as number) - (b as number))).toEqual(Array.from({ length: 500 }, (_, i) => i));
+  }, 150_000);
 });
