@@ -4,7 +4,9 @@
  * stand-in, which runs the commands on the real Redis; a real Celery worker started with
  * `broker=redis://127.0.0.1:6379/7` and a `global_keyprefix` runs the tasks. Topic routing follows
  * the bindings the worker stored, an unroutable message is refused, a batch is one round trip and a
- * wrong token is a typed error that shows no token.
+ * wrong token is a typed error that shows no token. Every kombu serializer (from
+ * `celery-edge/serializers`), zlib compression (workerd), a countdown, priorities and a task sent
+ * before its queue's worker existed, and 500 concurrent edge requests each run exactly once.
  */
 import { createClient } from "redis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -82,8 +84,40 @@ const idOf = (o: Outcome | undefined): string => {
   return o.id;
 };
 
+const workerEnv = (queues: { name: string; exchange?: string; exchange_type?: string; routing_key?: string }[]): Record<string, string> => ({
+  CELERY_BROKER_URL: REDIS_URL,
+  CELERY_BROKER_TRANSPORT_OPTIONS: JSON.stringify({ global_keyprefix: PREFIX }),
+  CELERY_EDGE_DEFAULT_QUEUE: DEFAULT_QUEUE,
+  CELERY_EDGE_EXTRA_QUEUES: JSON.stringify(queues),
+  CELERY_EDGE_RECORD_KEY: log.key,
+});
+
+const CONTENT_TYPE = { json: "application/json", msgpack: "application/x-msgpack", yaml: "application/x-yaml", pickle: "application/x-python-serialize" } as const;
+/** kombu's default priority steps, and the list a priority lands in (`<queue>` or `<queue>\x06\x16<step>`). */
+const STEPS = [0, 3, 6, 9];
+const step = (p: number): number => STEPS.filter((s) => s <= p).pop()!;
+
+async function listLength(key: string): Promise<number> {
+  const redis = createClient({ url: REDIS_URL, socket: { reconnectStrategy: false } });
+  await redis.connect();
+  try {
+    return await redis.lLen(key);
+  } finally {
+    await redis.quit();
+  }
+}
+
+async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return cond();
+}
+
 /** The behaviours every runtime must show, run against a started edge function. */
-function behaviours(start: () => Promise<RunningWorker>): void {
+function behaviours(label: string, start: () => Promise<RunningWorker>, { compression }: { compression: boolean }): void {
   let edge: RunningWorker;
   beforeAll(async () => {
     edge = await start();
@@ -144,6 +178,94 @@ function behaviours(start: () => Promise<RunningWorker>): void {
     expect(new Set(records.map((r) => r.id)).size).toBe(25);
   });
 
+  for (const serializer of ["json", "yaml", "msgpack", "pickle"] as const) {
+    it(`sends a ${serializer} task the worker runs with its args and kwargs`, async () => {
+      // Act
+      const args = [1, "two", { three: [3.5, null, true] }];
+      const kwargs = { k: "v", n: -7 };
+      const [sent] = await send(edge, [{ task: "tasks.record", args, kwargs, serializer }]);
+
+      // Assess
+      const record = await log.waitForTask(idOf(sent), 20_000);
+      expect(record.content_type).toBe(CONTENT_TYPE[serializer]);
+      expect(record.args).toEqual(args);
+      expect(record.kwargs).toEqual(kwargs);
+    });
+  }
+
+  // Not in edge-runtime 4.0.1: it has no CompressionStream, which the SDK's compression uses.
+  it.runIf(compression)("sends a zlib-compressed msgpack task the worker inflates", async () => {
+    const args = ["compressed", "x".repeat(2_000)];
+    const [sent] = await send(edge, [{ task: "tasks.record", args, serializer: "msgpack", compression: "zlib" }]);
+    const record = await log.waitForTask(idOf(sent), 20_000);
+    expect(record.args).toEqual(args);
+    expect(record.headers?.compression).toBe("application/x-gzip");
+  });
+
+  it("sends a 2-s countdown the worker runs no earlier than asked", async () => {
+    // Act
+    const sentAt = Date.now();
+    const [sent] = await send(edge, [{ task: "tasks.record", args: ["countdown"], countdown: 2 }]);
+
+    // Assess
+    const record = await log.waitForTask(idOf(sent), 20_000);
+    expect(record.eta).not.toBeNull();
+    expect(Date.parse(record.eta!)).toBeGreaterThanOrEqual(sentAt + 2000 - 5);
+    expect(record.started_at * 1000).toBeGreaterThanOrEqual(sentAt + 2000 - 5);
+  });
+
+  it("sends tasks before any worker consumes their queue; a worker started later runs them lowest priority number first, in send order within a step", async () => {
+    // Prepare: one batch of mixed priorities plus a plain task, all to a queue no worker consumes yet.
+    const queue = `rr.late.${label}`;
+    const priorities = [9, 0, 6, 3, 7, 1, 4];
+    const outcomes = await send(edge, [
+      ...priorities.map((priority, i) => ({ task: "tasks.record", args: ["priority", i], queue, priority })),
+      { task: "tasks.record", args: ["before-worker"], queue },
+    ]);
+    const ids = outcomes.map(idOf);
+    const lists = STEPS.map((s) => `${PREFIX}${queue}${s ? `\x06\x16${s}` : ""}`);
+    expect((await Promise.all(lists.map(listLength))).reduce((a, b) => a + b, 0)).toBe(priorities.length + 1);
+    expect((await log.read()).filter((r) => ids.includes(r.id))).toEqual([]);
+
+    // Act
+    const late = await startCeleryWorker({ queues: [queue], concurrency: 1, env: workerEnv([{ name: queue }]) });
+    try {
+      // Assess
+      const records = await log.waitFor({ where: (r) => ids.includes(r.id), count: ids.length }, 30_000);
+      expect(records.every((r) => r.hostname === late.hostname)).toBe(true);
+      const order = records.map((r) => ids.indexOf(r.id));
+      // The plain task has no priority: kombu reads that as 0.
+      const expected = [...priorities, 0].map((p, i) => ({ p: step(p), i })).sort((a, b) => a.p - b.p || a.i - b.i).map((x) => x.i);
+      expect(order).toEqual(expected);
+    } finally {
+      await late.stop();
+    }
+  }, 60_000);
+
+  it("runs 500 concurrent sends, one edge request each, each exactly once", async () => {
+    // Act: 500 concurrent requests to the edge function, each publishing one task in its own app.
+    const before = { ...standin.requests };
+    const startedAt = Date.now();
+    const outcomes = (await Promise.all(Array.from({ length: 500 }, (_, i) => send(edge, [{ task: "tasks.record", args: ["burst", i] }])))).flat();
+    const sentMs = Date.now() - startedAt;
+    const restCalls = Object.entries(standin.requests).map(([path, n]) => `${path} ${n - (before[path] ?? 0)}`).join(", ");
+    const ids = new Set(outcomes.map(idOf));
+    expect(ids.size).toBe(500);
+    await log.waitFor({ where: (r) => ids.has(r.id), count: 500 }, 90_000);
+    const ranMs = Date.now() - startedAt;
+    // Read after a sentinel queued behind the burst has run: a duplicate would have run by then.
+    const [sentinel] = await send(edge, [{ task: "tasks.record", args: ["after-burst"] }]);
+    await log.waitForTask(idOf(sentinel), 30_000);
+
+    // Assess
+    const runs = new Map<string, number>();
+    for (const r of await log.read()) if (ids.has(r.id)) runs.set(r.id, (runs.get(r.id) ?? 0) + 1);
+    console.log(`${label}: 500 concurrent edge requests answered in ${sentMs} ms, all run after ${ranMs} ms; REST requests: ${restCalls}`);
+    expect(runs.size).toBe(500);
+    expect([...runs.values()].filter((n) => n !== 1)).toEqual([]);
+    expect((await log.read()).filter((r) => r.args[0] === "burst").map((r) => r.args[1]).sort((a, b) => (a as number) - (b as number))).toEqual(Array.from({ length: 500 }, (_, i) => i));
+  }, 150_000);
+
   it("answers a wrong token with AuthenticationError (ERR_AUTH) that shows no token", async () => {
     // Act
     const [refused] = await send(edge, [{ task: "tasks.add", args: [1, 1] }], WRONG_TOKEN);
@@ -158,7 +280,7 @@ function behaviours(start: () => Promise<RunningWorker>): void {
 }
 
 describe("redisRest in workerd", () => {
-  behaviours(async () => {
+  behaviours("workerd", async () => {
     const b = await bundle({
       contents: `import { handle } from ${JSON.stringify(HANDLER)};\nexport default { fetch: (request, env) => handle(request, env) };`,
       conditions: WORKERD_CONDITIONS,
@@ -166,11 +288,11 @@ describe("redisRest in workerd", () => {
     });
     expect(b.nodeBuiltins).toEqual([]);
     return startWorkerd({ script: b.code, compatibilityDate: "2025-09-01", bindings: env() });
-  });
+  }, { compression: true });
 });
 
 describe("redisRest in edge-runtime (Vercel Edge)", () => {
-  behaviours(async () => {
+  behaviours("vercel", async () => {
     const b = await bundle({
       contents: `import { handle } from ${JSON.stringify(HANDLER)};\naddEventListener("fetch", (event) => event.respondWith(handle(event.request, process.env)));`,
       conditions: VERCEL_EDGE_CONDITIONS,
@@ -179,5 +301,5 @@ describe("redisRest in edge-runtime (Vercel Edge)", () => {
     });
     expect(b.nodeBuiltins).toEqual([]);
     return startEdgeRuntime({ code: b.code, env: env() });
-  });
+  }, { compression: false });
 });
