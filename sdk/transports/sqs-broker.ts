@@ -121,7 +121,11 @@ export class SqsBrokerTransport implements Transport {
     );
     const sends: Promise<void>[] = [];
     for (const [url, sparse] of byUrl) {
-      for (const batch of batchesOf(sparse.filter(Boolean))) sends.push(this.#sendBatch(url, batch, messages, outcomes, signal, ms));
+      const batches = batchesOf(sparse.filter(Boolean));
+      const send = (batch: Entry[]): Promise<void> => this.#sendBatch(url, batch, messages, outcomes, signal, ms);
+      // A FIFO queue keeps the order SQS receives in: its batches go one after another.
+      if (url.endsWith(".fifo")) sends.push(batches.reduce((before, batch) => before.then(() => send(batch)), Promise.resolve()));
+      else sends.push(...batches.map(send));
     }
     await Promise.all(sends);
     return outcomes;

@@ -49,6 +49,17 @@ async function runsAfterSentinel(ids: ReadonlySet<string>): Promise<Map<string, 
   return runs;
 }
 
+/** The queue's ApproximateNumberOfMessagesDelayed, asked of the emulator directly. */
+async function delayedIn(queue: string): Promise<number> {
+  const response = await fetch(emulator.endpoint, {
+    method: "POST",
+    headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.GetQueueAttributes" },
+    body: JSON.stringify({ QueueUrl: emulator.queueUrl(queue), AttributeNames: ["ApproximateNumberOfMessagesDelayed"] }),
+  });
+  const json = (await response.json()) as { Attributes: Record<string, string> };
+  return Number(json.Attributes.ApproximateNumberOfMessagesDelayed);
+}
+
 let emulator: SqsBrokerEmulator;
 let worker: CeleryWorker | undefined;
 let app: Celery;
@@ -59,6 +70,8 @@ beforeAll(async () => {
     // The test app declares every queue it knows; with predefined_queues each must be there.
     ...["sqsb-default", "ce-video", "ce-image", "ce-priority", "sqsb-vectors"].map((QueueName) => ({ QueueName, Attributes: standard })),
     { QueueName: "sqsb.fifo", Attributes: { ...standard, FifoQueue: true } },
+    // Not consumed: read back directly to see the order SQS keeps.
+    { QueueName: "sqsb-order.fifo", Attributes: { ...standard, FifoQueue: true } },
   ]);
   await log.clear();
   app = new Celery({
@@ -116,22 +129,48 @@ describe("tasks sent by the SDK run on a worker whose broker is SQS", () => {
     const eta = decode(String(entry.MessageBody)).headers.eta as string;
     expect(entry.DelaySeconds).toBeGreaterThanOrEqual(3);
     expect(entry.DelaySeconds).toBeLessThanOrEqual(4);
+    // SQS holds it, not the worker: the queue counts it as delayed right after the send.
+    expect(await delayedIn("sqsb-default")).toBeGreaterThanOrEqual(1);
     const rec = await log.waitForTask(r.id, 20_000);
     expect(Date.parse(rec.eta!)).toBe(Date.parse(eta));
     expect(rec.started_at * 1000).toBeGreaterThanOrEqual(Date.parse(eta));
   });
 
-  it("sends to a FIFO queue with a group and the task id as deduplication id, and runs each task once in order", async () => {
+  it("sends to a FIFO queue with a group and the task id as deduplication id, and the worker runs each task once", async () => {
     const first = await app.sendMany(["a", "b", "c", "d", "e"].map((x) => ({ task: "tasks.record", args: ["fifo", x], queue: "sqsb.fifo" })));
     // The same task id again within SQS's deduplication window is not a second task.
     await app.sendTask("tasks.record", { args: ["fifo", "a-again"], queue: "sqsb.fifo", taskId: first[0]!.id });
     const sentinel = await app.sendTask("tasks.record", { args: ["fifo", "sentinel"], queue: "sqsb.fifo" });
     await log.waitForTask(sentinel.id, 20_000);
+    // The worker's threads start a batch's tasks in any order; which ran, and how often, is the point here.
     const ran = (await log.read()).filter((r) => r.args[0] === "fifo").map((r) => r.args[1]);
-    expect(ran).toEqual(["a", "b", "c", "d", "e", "sentinel"]);
+    expect([...ran].sort()).toEqual(["a", "b", "c", "d", "e", "sentinel"]);
     const entry = sentEntry(first[2]!.id)!;
     expect(entry).toMatchObject({ MessageGroupId: "default", MessageDeduplicationId: first[2]!.id });
     expect(entry.DelaySeconds).toBeUndefined();
+  });
+
+  it("keeps a FIFO queue in send order across one sendMany", async () => {
+    const sent = await app.sendMany(Array.from({ length: 12 }, (_, i) => ({ task: "tasks.record", args: ["order", i], queue: "sqsb-order.fifo" })));
+    const received: string[] = [];
+    while (received.length < sent.length) {
+      const response = await fetch(emulator.endpoint, {
+        method: "POST",
+        headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.ReceiveMessage" },
+        body: JSON.stringify({ QueueUrl: emulator.queueUrl("sqsb-order.fifo"), MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+      });
+      const { Messages = [] } = (await response.json()) as { Messages?: Array<{ Body: string; ReceiptHandle: string }> };
+      if (!Messages.length) break;
+      received.push(...Messages.map((m) => decode(m.Body).headers.id as string));
+      // A FIFO group gives nothing more while these are in flight: delete them, as a consumer acks.
+      const deleted = await fetch(emulator.endpoint, {
+        method: "POST",
+        headers: { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.DeleteMessageBatch" },
+        body: JSON.stringify({ QueueUrl: emulator.queueUrl("sqsb-order.fifo"), Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })) }),
+      });
+      expect(deleted.ok).toBe(true);
+    }
+    expect(received).toEqual(sent.map((r) => r.id));
   });
 
   it("sends 500 tasks at once (500 concurrent sendTask calls) and each runs exactly once", async () => {

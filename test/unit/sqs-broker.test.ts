@@ -222,6 +222,25 @@ describe("batches", () => {
     expect(!outcomes[2]!.ok && outcomes[2]!.error.message).toContain("without a result");
   });
 
+  it("sends a FIFO queue's batches one after another, and a standard queue's at once", async () => {
+    const events: string[] = [];
+    let n = 0;
+    const fetch: typeof globalThis.fetch = async (_url, init) => {
+      const i = n++;
+      const payload = JSON.parse(String(init!.body));
+      events.push(`start ${i}`);
+      await new Promise((r) => setTimeout(r, i === 0 ? 30 : 1));
+      events.push(`end ${i}`);
+      return new Response(JSON.stringify(allTaken("SendMessageBatch", payload).json), { status: 200 });
+    };
+    await appWith(fetch).sendMany(Array.from({ length: 12 }, (_, i) => ({ task: "tasks.add", args: [i, i], queue: "sqsb-jobs.fifo" })));
+    expect(events).toEqual(["start 0", "end 0", "start 1", "end 1"]);
+    events.length = 0;
+    n = 0;
+    await appWith(fetch).sendMany(Array.from({ length: 12 }, (_, i) => ({ task: "tasks.add", args: [i, i] })));
+    expect(events.slice(0, 2)).toEqual(["start 0", "start 1"]);
+  });
+
   it("sends 25 tasks to one queue as three SendMessageBatch calls of 10, 10 and 5", async () => {
     const sqs = fakeSqs(allTaken);
     const results = await appWith(sqs.fetch).sendMany(Array.from({ length: 25 }, (_, i) => ({ task: "tasks.add", args: [i, i] })));
