@@ -2,8 +2,9 @@
  * @module
  * kombu's "zlib" (alias "gzip") compression: a zlib stream (RFC 1950, what Python's `zlib.compress`
  * writes) announced by the header `compression: application/x-gzip`. `CompressionStream("deflate")`
- * is that format and exists on Node 18+, workerd and edge-runtime alike.
+ * is that format; Node 18+ and workerd have it, the edge-runtime package (4.0) does not.
  */
+import { UnsupportedRuntimeError } from "./errors.js";
 import type { CompressionName } from "./options.js";
 
 export const COMPRESSION_CONTENT_TYPE: Record<CompressionName, string> = {
@@ -17,6 +18,7 @@ async function pipe(bytes: Uint8Array, stream: CompressionStream | Decompression
 }
 
 export function compress(bytes: Uint8Array): Promise<Uint8Array> {
+  if (typeof CompressionStream === "undefined") return Promise.reject(new UnsupportedRuntimeError("compression needs CompressionStream, which this runtime lacks"));
   return pipe(bytes, new CompressionStream("deflate"));
 }
 

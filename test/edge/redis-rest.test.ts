@@ -193,13 +193,23 @@ function behaviours(label: string, start: () => Promise<RunningWorker>, { compre
     });
   }
 
-  // Not in edge-runtime 4.0.1: it has no CompressionStream, which the SDK's compression uses.
+  // Not in edge-runtime 4.0.1: it has no CompressionStream, which the SDK's compression uses (refused, below).
   it.runIf(compression)("sends a zlib-compressed msgpack task the worker inflates", async () => {
     const args = ["compressed", "x".repeat(2_000)];
     const [sent] = await send(edge, [{ task: "tasks.record", args, serializer: "msgpack", compression: "zlib" }]);
     const record = await log.waitForTask(idOf(sent), 20_000);
     expect(record.args).toEqual(args);
     expect(record.headers?.compression).toBe("application/x-gzip");
+  });
+
+  it.runIf(!compression)("refuses compression with UnsupportedRuntimeError where the runtime has no CompressionStream", async () => {
+    const response = await edge.fetch("/send", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ calls: [{ task: "tasks.record", args: ["compressed"], compression: "zlib" }] }),
+    });
+    expect(response.status).toBe(422);
+    expect(await response.json()).toEqual({ error: "UnsupportedRuntimeError", code: "ERR_UNSUPPORTED_RUNTIME", message: expect.stringContaining("CompressionStream") });
   });
 
   it("sends a 2-s countdown the worker runs no earlier than asked", async () => {
