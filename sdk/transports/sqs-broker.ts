@@ -92,7 +92,9 @@ export class SqsBrokerTransport implements Transport {
       }
       this.#predefined = map;
     } else this.#predefined = null;
-    this.#maxDelay = Math.max(0, Math.min(options.maxDelaySeconds ?? SQS_MAX_DELAY_SECONDS, SQS_MAX_DELAY_SECONDS));
+    const maxDelay = options.maxDelaySeconds ?? SQS_MAX_DELAY_SECONDS;
+    if (typeof maxDelay !== "number" || !(maxDelay >= 0)) throw new ConfigurationError(`sqsBroker: maxDelaySeconds must be a number of seconds, 0 or more, got ${String(maxDelay).slice(0, 40)}`, { code: "ERR_INVALID_OPTION" });
+    this.#maxDelay = Math.floor(Math.min(maxDelay, SQS_MAX_DELAY_SECONDS));
     this.#groupId = options.fifo?.messageGroupId ?? "default";
     this.#call = sqsCaller({ endpoint: this.#endpoint, region: options.region, credentials: options.credentials, fetch: options.fetch ?? ((...a) => globalThis.fetch(...a)) });
   }

@@ -176,6 +176,11 @@ describe("refused before sending", () => {
     expect(sqs.calls[0]!.payload.Entries[0].MessageGroupId).toBe("g1");
   });
 
+  it("a maxDelaySeconds that is not a number of seconds, at construction", () => {
+    expect(() => sqsBroker({ region: "eu-west-1", maxDelaySeconds: Number.NaN })).toThrow(expect.objectContaining({ code: "ERR_INVALID_OPTION" }));
+    expect(() => sqsBroker({ region: "eu-west-1", maxDelaySeconds: -1 })).toThrow(/maxDelaySeconds/);
+  });
+
   it("predefinedQueues that mix a FIFO name with a standard URL, at construction", () => {
     expect(() => sqsBroker({ region: "eu-west-1", predefinedQueues: { "a.fifo": QUEUE_URL } })).toThrow(/both FIFO or neither/);
   });
