@@ -34,8 +34,12 @@ export const MAX_HEADER_TABLE_BYTES = 64 * 1024;
 const MAX_SHORTSTR_BYTES = 255;
 /** The protocol 1 body is decoded to read it; refuse bodies whose decoding could be expensive. */
 const MAX_P1_BODY_BYTES = 256 * 1024;
-/** YAML is far slower to parse than the others (fuzzing found ~6 s per MiB): ~0.4 s at most here. */
-const MAX_P1_YAML_BYTES = 64 * 1024;
+/**
+ * YAML is far slower to parse than the others (fuzzing found ~6 s per MiB of some shapes): at
+ * 32 KiB that is ~0.2 s on a quiet core and under a second on a loaded one, where 64 KiB neared it.
+ * Protocol 1 is for workers older than Celery 4, and YAML is rare there.
+ */
+const MAX_P1_YAML_BYTES = 32 * 1024;
 /** Far below the result readers' defaults: a relay container has little memory and many records. */
 const P1_LIMITS: DecodeLimits = { maxBytes: 4 * MAX_P1_BODY_BYTES, maxDepth: 64, maxItems: 100_000, pickleMaxWork: 4_000_000 };
 const P1_DECODERS: Record<string, (bytes: Uint8Array, limits: DecodeLimits) => unknown> = {
