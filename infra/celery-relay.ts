@@ -29,7 +29,7 @@ import { CfnScheduleGroup } from "aws-cdk-lib/aws-scheduler";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import { Queue, QueueEncryption, type IQueue, type QueueProps } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { DEFAULT_RETRY_BACKOFF, relayEnvironment, schedulerEnvironment } from "../functions/shared/environment.js";
+import { DEFAULT_RETRY_BACKOFF, relayEnvironment, schedulerEnvironment, type RelayMetricName } from "../functions/shared/environment.js";
 import { SQS_MAX_DELAY_SECONDS, SQS_MAX_MESSAGE_BYTES } from "../sdk/wire/limits.js";
 import { DEFAULT_LEAD_SECONDS, DEFAULT_PARK_THRESHOLD_SECONDS } from "../sdk/wire/parking.js";
 import { DEFAULT_RELAY_POLICY, resolvePolicy, type RelayPolicy } from "../functions/shared/policy.js";
@@ -66,11 +66,7 @@ const RELAY_SERVICE_NAME = "celery-edge-relay";
 const SCHEDULER_SERVICE_NAME = "celery-edge-scheduler";
 /** CloudWatch namespace of the relay's Powertools metrics unless `metricsNamespace` says otherwise. */
 export const DEFAULT_METRICS_NAMESPACE = "CeleryEdge";
-/**
- * Counts the relay emits per record (Powertools Metrics, EMF): published to the broker, parked in
- * EventBridge Scheduler, refused by the policy or the envelope format, failed for the broker's sake.
- */
-export type RelayMetricName = "Relayed" | "Parked" | "Rejected" | "Failed";
+export type { RelayMetricName };
 /** Period of the error and failure alarms: long enough to hold a few backoff retries of one record. */
 const FAILURE_ALARM_PERIOD = Duration.minutes(5);
 /** SQS publishes its queue metrics once a minute: a shorter age threshold would only measure that. */

@@ -13,6 +13,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda"
 import { SqsTransport } from "../../sdk/transports/sqs.js";
 import { fetchBrokerUrl } from "../shared/broker-url.js";
 import { relayConfig } from "../shared/config.js";
+import type { RelayMetricName } from "../shared/environment.js";
 import { EventBusPublisher, LifecycleBatch } from "../shared/lifecycle-events.js";
 import { parkThresholdFor, relayBroker } from "./broker.js";
 import { isPoison, Mutex, relayRecord, type RelayAction, type RelayDeps } from "./relay.js";
@@ -81,16 +82,7 @@ function loadDeps(): Promise<RelayDeps> {
 }
 
 /** Records per outcome in one invocation, published as the metrics of the same names. */
-interface Counts {
-  /** Published to the broker (tasks and revokes) or handed to the scheduler (revokes). */
-  Relayed: number;
-  /** Far-ETA tasks handed to the scheduler to park. */
-  Parked: number;
-  /** Refused for their own content (policy, envelope, size): they will reach the DLQ. */
-  Rejected: number;
-  /** Failed for the broker's sake (or any other reason): they come back after a backoff. */
-  Failed: number;
-}
+type Counts = Record<RelayMetricName, number>;
 
 /** Longest the lifecycle events may hold an invocation after its batch, in ms. */
 const EVENTS_BUDGET_MS = 5_000;

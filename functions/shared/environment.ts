@@ -12,6 +12,14 @@
  */
 export const DEFAULT_RETRY_BACKOFF = Object.freeze({ baseSeconds: 30, maxSeconds: 900 });
 
+/**
+ * The relay's per-record counts (Powertools Metrics, EMF), one per outcome: published to the broker
+ * (tasks and revokes) or a revoke handed to the scheduler; a far-ETA task handed to the scheduler to
+ * park; refused for its own content (it will reach the DLQ); failed for the broker's sake (it comes
+ * back after a backoff). The construct's alarms and dashboards name the same metrics.
+ */
+export type RelayMetricName = "Relayed" | "Parked" | "Rejected" | "Failed";
+
 /** Variable names of the relay function. */
 export const RELAY_ENV = {
   brokerSecretArn: "BROKER_SECRET_ARN",
