@@ -94,7 +94,10 @@ export async function publishSentEvent(
   }
   try {
     const fields = await relayedSentFields(message, view, declare);
-    const event = taskSentEvent(fields, { hostname: nodename(), pid: process.pid, clock: ++clock });
+    const built = taskSentEvent(fields, { hostname: nodename(), pid: process.pid, clock: ++clock });
+    // Celery's event exchange is fanout on Redis (celery/events/event.py, get_exchange): receivers
+    // subscribe to it and bind nothing, so as a topic exchange the event would match no binding.
+    const event = deps.broker.kind === "redis" && built.declare ? { ...built, declare: { ...built.declare, exchangeType: "fanout" as const } } : built;
     // On the events' own channel where the transport has one: a refused event cannot close the
     // channel other records' tasks are confirmed on.
     const [outcome] = deps.broker.publishEvents
